@@ -1,0 +1,6 @@
+"""`python -m lumiku_local` does what `lumiku` does."""
+
+from .cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

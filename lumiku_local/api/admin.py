@@ -1,0 +1,88 @@
+"""Operator views: the queue at a glance, and model switches an admin may flip."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import msgspec
+from litestar import get, patch
+from litestar.datastructures import State
+from peewee import fn
+
+from ..db import iso, utcnow
+from ..errors import InvalidInput, NotFound
+from ..generations import counts_by_status
+from ..models import AIModel, AvatarGeneration, CreditLedger
+from . import shapes
+
+
+class ModelPatch(msgspec.Struct, rename="camel", kw_only=True):
+    enabled: bool | None = None
+    credit_cost: int | None = None
+    deadline_seconds: float | None = None
+
+
+@get("/api/admin/queue", sync_to_thread=True, tags=["admin"])
+def queue(state: State) -> dict[str, Any]:
+    now = utcnow()
+    counts = counts_by_status()
+    finished = AvatarGeneration.completed_at
+    failures = (
+        AvatarGeneration.select()
+        .where(AvatarGeneration.status == "failed")
+        .order_by(finished.desc())
+        .limit(20)
+    )
+    refunded = CreditLedger.select(fn.COALESCE(fn.SUM(CreditLedger.amount), 0)).where(
+        CreditLedger.kind == "refund"
+    ).scalar()
+    return {
+        "pending": counts.get("pending", 0),
+        "processing": counts.get("processing", 0),
+        "completedLast24h": AvatarGeneration.select().where(
+            (AvatarGeneration.status == "completed") & (finished >= now - dt.timedelta(hours=24))
+        ).count(),
+        "failedLast7d": AvatarGeneration.select().where(
+            (AvatarGeneration.status == "failed") & (finished >= now - dt.timedelta(days=7))
+        ).count(),
+        "canceled": counts.get("canceled", 0),
+        "creditsRefunded": int(refunded or 0),
+        "queuedTasks": state.job_queue.queue_length(),
+        "lastReconciledAt": iso(dt.datetime.fromtimestamp(state.job_queue.reconciled_at, dt.UTC)
+                                .replace(tzinfo=None)) if state.job_queue.reconciled_at else None,
+        "lastFailures": [
+            {
+                "id": row.id,
+                "projectId": row.project_id,
+                "modelKey": row.model_id,
+                "errorMessage": row.error_message,
+                "completedAt": iso(row.completed_at),
+            }
+            for row in failures
+        ],
+    }
+
+
+@patch("/api/admin/models/{key:str}", sync_to_thread=True, tags=["admin"])
+def update_model(key: str, data: ModelPatch) -> dict[str, Any]:
+    """Enable or disable a model, or change its cost or deadline; seeding never undoes this."""
+    model = AIModel.get_or_none(AIModel.key == key)
+    if model is None:
+        raise NotFound(f"There is no model {key!r}.")
+    if data.credit_cost is not None:
+        if not 0 <= data.credit_cost <= 10_000:
+            raise InvalidInput("creditCost must be between 0 and 10000.")
+        model.credit_cost = data.credit_cost
+    if data.deadline_seconds is not None:
+        if not 0.1 <= data.deadline_seconds <= 86_400:
+            raise InvalidInput("deadlineSeconds must be between 0.1 and 86400.")
+        model.deadline_seconds = data.deadline_seconds
+    if data.enabled is not None:
+        model.enabled = data.enabled
+    model.updated_at = utcnow()
+    model.save()
+    return {"model": shapes.ai_model(model)}
+
+
+routes = [queue, update_model]

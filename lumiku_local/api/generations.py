@@ -1,0 +1,42 @@
+"""One generation: status and progress, cancel, retry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import post, get
+from litestar.datastructures import State
+
+from .. import generations
+from . import shapes
+
+API = shapes.API
+
+
+@get(f"{API}/generations/{{generation_id:str}}", sync_to_thread=True, tags=["generations"])
+def get_generation(generation_id: str) -> dict[str, Any]:
+    return {"generation": shapes.generation(generations.get_generation(generation_id))}
+
+
+@post(f"{API}/generations/{{generation_id:str}}/cancel", sync_to_thread=True,
+      tags=["generations"], status_code=200)
+def cancel_generation(state: State, generation_id: str) -> dict[str, Any]:
+    """Stop a pending or running generation; undelivered images are refunded."""
+    generation = generations.cancel(state.runtime, generation_id)
+    return {"generation": shapes.generation(generation)}
+
+
+@post(f"{API}/generations/{{generation_id:str}}/retry", sync_to_thread=True,
+      tags=["generations"], status_code=202)
+def retry_generation(state: State, generation_id: str) -> dict[str, Any]:
+    """A new generation with the same request (new seeds); the old one stays as it was."""
+    generation, balance = generations.retry(state.runtime, generation_id)
+    return {
+        "message": "Avatar generation started",
+        "generation": shapes.generation(generation, with_avatars=False),
+        "creditUsed": generation.credit_cost * generation.count,
+        "creditBalance": balance,
+    }
+
+
+routes = [get_generation, cancel_generation, retry_generation]

@@ -1,0 +1,68 @@
+"""Health: the server, its worker, and the model catalog, each in the shape operators know."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from litestar import Response, get
+from litestar.datastructures import State
+
+from ..generations import counts_by_status, is_installed
+from ..models import AIModel
+
+
+def _problems(state: State) -> list[str]:
+    problems = list(state.job_queue.health().problems)
+    if not AIModel.select().where(AIModel.enabled == True).exists():  # noqa: E712
+        problems.append(
+            "the model catalog is empty or every model is disabled: restart Lumiku to restore it"
+        )
+    return problems
+
+
+@get("/health", sync_to_thread=True, tags=["health"])
+def health(state: State) -> Response[dict[str, Any]]:
+    """200 when the worker is alive and a model is available, else 503 with the problems."""
+    problems = _problems(state)
+    if problems:
+        return Response({"status": "degraded", "problems": problems}, status_code=503)
+    return Response({"status": "ok"}, status_code=200)
+
+
+@get("/api/health/workers", sync_to_thread=True, tags=["health"])
+def workers(state: State) -> dict[str, Any]:
+    worker = state.job_queue.health()
+    beats = [b for b in (worker.last_heartbeat, state.runtime.last_heartbeat) if b]
+    last = dt.datetime.fromtimestamp(max(beats), dt.UTC) if beats else None
+    counts = counts_by_status()
+    return {
+        "avatar-generator": {
+            "status": "online" if worker.alive else "offline",
+            "lastHeartbeat": last.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            if last else None,
+            "queueLength": counts.get("pending", 0),
+            "processingCount": counts.get("processing", 0),
+            "workers": worker.workers,
+            "workersAlive": worker.workers_alive,
+            "problems": worker.problems,
+        }
+    }
+
+
+@get("/api/apps/avatar-creator/health/models", sync_to_thread=True, tags=["health"])
+def models_health() -> Response[dict[str, Any]]:
+    models = list(AIModel.select().where(AIModel.enabled == True))  # noqa: E712
+    installed = sum(1 for model in models if is_installed(model))
+    healthy = installed > 0
+    return Response(
+        {
+            "status": "healthy" if healthy else "unhealthy",
+            "modelCount": len(models),
+            "installedCount": installed,
+        },
+        status_code=200 if healthy else 503,
+    )
+
+
+routes = [health, workers, models_health]

@@ -1,0 +1,133 @@
+"""Projects, uploads into them, and generation requests for them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import msgspec
+from litestar import delete, get, patch, post
+from litestar.concurrency import sync_to_thread
+from litestar.datastructures import State, UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+
+from .. import avatars, generations, projects
+from ..errors import InvalidInput
+from ..models import AvatarGeneration
+from . import shapes
+
+API = shapes.API
+
+
+class ProjectBody(msgspec.Struct, kw_only=True):
+    name: str
+    description: str = ""
+
+
+class ProjectPatch(msgspec.Struct, kw_only=True):
+    name: str | None = None
+    description: str | None = None
+
+
+class GenerateBody(msgspec.Struct, rename="camel", kw_only=True):
+    prompt: str = ""
+    name: str | None = None
+    model_key: str | None = None
+    preset_id: int | None = None
+    style: str | None = None
+    count: int = 1
+    seed: int | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass
+class UploadForm:
+    file: UploadFile
+    name: str | None = None
+
+
+@post(f"{API}/projects", sync_to_thread=True, tags=["projects"], status_code=201)
+def create_project(state: State, data: ProjectBody) -> dict[str, Any]:
+    return shapes.project(projects.create(state.runtime, data.name, data.description), 0)
+
+
+@get(f"{API}/projects", sync_to_thread=True, tags=["projects"])
+def list_projects(state: State) -> dict[str, Any]:
+    return {
+        "projects": [
+            shapes.project(project, count) for project, count in projects.list_live(state.runtime)
+        ]
+    }
+
+
+@get(f"{API}/projects/{{project_id:str}}", sync_to_thread=True, tags=["projects"])
+def get_project(project_id: str) -> dict[str, Any]:
+    project = generations.live_project(project_id)
+    live = projects.live_avatars(project.id)
+    return {
+        "project": {
+            **shapes.project(project, len(live)),
+            "avatars": [shapes.avatar(avatar) for avatar in live],
+        }
+    }
+
+
+@patch(f"{API}/projects/{{project_id:str}}", sync_to_thread=True, tags=["projects"])
+def rename_project(project_id: str, data: ProjectPatch) -> dict[str, Any]:
+    return {"project": shapes.project(projects.update(project_id, data.name, data.description))}
+
+
+@delete(f"{API}/projects/{{project_id:str}}", sync_to_thread=True, tags=["projects"])
+def delete_project(state: State, project_id: str) -> None:
+    """Cancels and refunds the project's unfinished generations and removes its files."""
+    projects.delete(state.runtime, project_id)
+
+
+@post(f"{API}/projects/{{project_id:str}}/avatars/upload", tags=["avatars"], status_code=201)
+async def upload_avatar(
+    state: State,
+    project_id: str,
+    data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+) -> dict[str, Any]:
+    filename = data.file.filename or ""
+    if any(mark in filename for mark in ("/", "\\", "\x00")) or filename.strip(". ") == "":
+        raise InvalidInput("The file name must be a plain name, not a path.", code="bad_filename")
+    content = await data.file.read()
+    avatar = await sync_to_thread(avatars.upload, state.runtime, project_id, content, data.name)
+    return {"avatar": shapes.avatar(avatar)}
+
+
+@post(f"{API}/projects/{{project_id:str}}/avatars/generate", sync_to_thread=True,
+      tags=["generations"], status_code=202)
+def generate(state: State, project_id: str, data: GenerateBody) -> dict[str, Any]:
+    """Charge credits and queue the generation; progress arrives on /api/events."""
+    request = generations.GenerateRequest(**msgspec.structs.asdict(data))
+    generation, balance = generations.submit(state.runtime, project_id, request)
+    return {
+        "message": "Avatar generation started",
+        "generation": shapes.generation(generation, with_avatars=False),
+        "creditUsed": generation.credit_cost * generation.count,
+        "creditBalance": balance,
+    }
+
+
+@get(f"{API}/projects/{{project_id:str}}/generations", sync_to_thread=True, tags=["generations"])
+def list_generations(project_id: str) -> dict[str, Any]:
+    project = generations.live_project(project_id)
+    rows = (
+        AvatarGeneration.select()
+        .where(AvatarGeneration.project == project.id)
+        .order_by(AvatarGeneration.created_at.desc())
+        .limit(200)
+    )
+    return {"generations": [shapes.generation(row) for row in rows]}
+
+
+routes = [
+    create_project, list_projects, get_project, rename_project, delete_project,
+    upload_avatar, generate, list_generations,
+]
+
+

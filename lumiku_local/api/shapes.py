@@ -1,0 +1,132 @@
+"""How rows look in JSON: camelCase, ISO-8601 UTC times, URLs instead of file names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import generations
+from ..db import iso
+from ..models import AIModel, Avatar, AvatarGeneration, AvatarPreset, AvatarProject, CreditLedger
+from ..models import PersonaExample
+
+API = "/api/apps/avatar-creator"
+
+
+def avatar(row: Avatar) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "projectId": row.project_id,
+        "name": row.name,
+        "source": row.source,
+        "generationId": row.generation_id,
+        "variationKey": row.variation_key,
+        "prompt": row.prompt,
+        "seed": row.seed,
+        "modelKey": row.model_key,
+        "style": row.style,
+        "width": row.width,
+        "height": row.height,
+        "fileSize": row.file_size,
+        "imageUrl": f"{API}/avatars/{row.id}/image",
+        "thumbnailUrl": f"{API}/avatars/{row.id}/thumbnail",
+        "createdAt": iso(row.created_at),
+    }
+
+
+def project(row: AvatarProject, avatar_count: int | None = None) -> dict[str, Any]:
+    shape = {
+        "id": row.id,
+        "name": row.name,
+        "description": row.description,
+        "createdAt": iso(row.created_at),
+        "updatedAt": iso(row.updated_at),
+    }
+    if avatar_count is not None:
+        shape["avatarCount"] = avatar_count
+    return shape
+
+
+def generation(row: AvatarGeneration, with_avatars: bool = True) -> dict[str, Any]:
+    charged = row.credit_cost * row.count
+    refunded = sum(
+        entry.amount for entry in CreditLedger.select(CreditLedger.amount).where(
+            (CreditLedger.generation == row.id) & (CreditLedger.kind == "refund")
+        )
+    )
+    shape = {
+        **generations.generation_event(row),
+        "prompt": row.prompt,
+        "name": row.name,
+        "modelKey": row.model_id,
+        "options": row.options,
+        "creditCost": row.credit_cost,
+        "creditCharged": charged,
+        "creditRefunded": refunded,
+        "attempts": row.error_attempts,
+        "retriedFromId": row.retried_from_id,
+        "createdAt": iso(row.created_at),
+        "startedAt": iso(row.started_at),
+        "completedAt": iso(row.completed_at),
+        "updatedAt": iso(row.updated_at),
+    }
+    del shape["type"]
+    if with_avatars:
+        shape["avatars"] = [
+            avatar(item) for item in Avatar.select().where(
+                (Avatar.generation == row.id) & Avatar.deleted_at.is_null()
+            ).order_by(Avatar.variation_key)
+        ]
+    return shape
+
+
+def ai_model(row: AIModel) -> dict[str, Any]:
+    return {
+        "key": row.key,
+        "appId": row.app_id,
+        "name": row.name,
+        "description": row.description,
+        "provider": row.provider,
+        "tier": row.tier,
+        "creditCost": row.credit_cost,
+        "enabled": row.enabled,
+        "installed": generations.is_installed(row),
+        "deadlineSeconds": row.deadline_seconds,
+        "capabilities": row.capabilities,
+    }
+
+
+def preset(row: AvatarPreset) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "slug": row.slug,
+        "name": row.name,
+        "category": row.category,
+        "description": row.description,
+        "prompt": row.prompt,
+        "style": row.style,
+    }
+
+
+def persona_example(row: PersonaExample) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "slug": row.slug,
+        "name": row.name,
+        "personaName": row.persona_name,
+        "age": row.age,
+        "personality": row.personality,
+        "background": row.background,
+        "prompt": row.prompt,
+    }
+
+
+def ledger_entry(row: CreditLedger) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "amount": row.amount,
+        "balance": row.balance_after,
+        "description": row.description,
+        "generationId": row.generation_id,
+        "createdAt": iso(row.created_at),
+    }

@@ -1,0 +1,162 @@
+"""create_app(settings) -> Litestar: the server, its embedded worker and nothing at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, MediaType, Request, Response, get
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+
+from . import __version__, generations, migrations, storage
+from .api import admin, avatars, credits, events, generations as generation_routes
+from .api import health, models, projects
+from .config import Settings
+from .db import connection, open_database
+from .errors import LumikuError
+from .events import EventBus
+from .models import Avatar, User
+from .queue import JobQueue
+from .runtime import Runtime
+from .safety import SafetyMiddleware, ensure_access_token
+
+log = logging.getLogger("lumiku")
+
+
+def assets_dir() -> Path:
+    """`assets/` beside the package in a checkout, or `_assets` inside an installed wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_assets", here.parent / "assets"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("Lumiku's assets folder is missing; reinstall Lumiku.")
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {"error": {"code": code, "message": message, **extra}}
+    return Response(body, status_code=status, media_type=MediaType.JSON)
+
+
+def _lumiku_error(_: Request, exc: LumikuError) -> Response[dict[str, Any]]:
+    return _error(exc.status_code, exc.code, exc.message)
+
+
+HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
+}
+
+
+def _http_error(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    message = exc.detail
+    if status == 404 and message in ("Not Found", ""):
+        message = "There is nothing at this address."
+    if status == 413:
+        message = "The request is too large. Images may be up to the configured upload limit."
+    if isinstance(exc, ValidationException):
+        problems = [
+            f"{item.get('key', 'body')}: {item.get('message')}"
+            for item in (exc.extra or []) if isinstance(item, dict)
+        ]
+        message = "The request is not valid" + (": " + "; ".join(problems) if problems else ".")
+        return _error(400, "invalid_input", message)
+    return _error(status, HTTP_CODES.get(status, "http_error"), message)
+
+
+def _internal_error(_: Request, exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error", exc_info=exc)
+    return _error(500, "internal_error",
+                  "Something went wrong inside Lumiku. It has been logged; please try again.")
+
+
+@get("/", include_in_schema=False)
+async def home() -> Response[str]:
+    html = (assets_dir() / "index.html").read_text(encoding="utf-8")
+    return Response(html, media_type=MediaType.HTML)
+
+
+def _start(settings: Settings, state: State) -> None:
+    """Open the database, migrate, seed, and start the worker (run in a thread at startup)."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.files_dir.mkdir(exist_ok=True)
+    open_database(settings.database_path)
+    runtime: Runtime = state.runtime
+    with connection():
+        migrations.migrate()
+        migrations.reseed_catalog()
+        runtime.user_id = User.select().order_by(User.id).first().id
+        referenced = {name for (name,) in Avatar.select(Avatar.image_file).tuples()}
+        referenced |= {name for (name,) in Avatar.select(Avatar.thumbnail_file).tuples()}
+    storage.sweep(settings.files_dir, referenced)  # nothing is writing yet: orphans are garbage
+    state.job_queue.start()
+
+
+def create_app(settings: Settings) -> Litestar:
+    """The whole app for these settings; nothing happens until it starts."""
+    runtime = Runtime(settings=settings)
+    bus = EventBus()
+    job_queue = JobQueue(
+        settings,
+        run_task=lambda generation_id: generations.run_generation(runtime, generation_id),
+        reconcile=lambda queued: generations.reconcile(runtime, queued),
+    )
+    runtime.enqueue_fn = job_queue.enqueue
+    runtime.publish_fn = bus.publish
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        bus.bind(asyncio.get_running_loop())
+        await asyncio.to_thread(_start, settings, app.state)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(job_queue.stop)
+
+    token = None if settings.is_loopback else ensure_access_token(settings)
+    static = create_static_files_router(path="/assets", directories=[assets_dir()],
+                                        include_in_schema=False)
+    openapi = OpenAPIConfig(
+        title="Lumiku Local",
+        version=__version__,
+        path="/schema",
+        render_plugins=[
+            SwaggerRenderPlugin(
+                js_url="/assets/vendor/swagger-ui/swagger-ui-bundle.js",
+                css_url="/assets/vendor/swagger-ui/swagger-ui.css",
+                standalone_preset_js_url="/assets/vendor/swagger-ui/swagger-ui-standalone-preset.js",
+                path="/",
+                favicon="<link rel='icon' type='image/svg+xml' href='/assets/favicon.svg'>",
+            )
+        ],
+    )
+    route_handlers: list[Any] = [home, static]
+    for module in (health, credits, models, projects, generation_routes, avatars, events, admin):
+        route_handlers += module.routes
+    return Litestar(
+        route_handlers=route_handlers,
+        lifespan=[lifespan],
+        state=State({"runtime": runtime, "job_queue": job_queue, "event_bus": bus}),
+        middleware=[DefineMiddleware(SafetyMiddleware, settings=settings, token=token)],
+        exception_handlers={
+            LumikuError: _lumiku_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+        openapi_config=openapi,
+        request_max_body_size=settings.max_upload_bytes + 1024 * 1024,
+        debug=False,
+        logging_config=None,
+    )
+
+
+__all__ = ["create_app", "assets_dir"]

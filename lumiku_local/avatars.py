@@ -1,0 +1,69 @@
+"""Avatars: uploads, reads and deletes (generated ones are made by the generations module)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import storage
+from .db import utcnow, write_transaction
+from .errors import InvalidInput, NotFound
+from .generations import live_project
+from .models import Avatar, AvatarProject, AvatarUsageHistory
+from .projects import avatar_files
+from .runtime import Runtime
+
+MAX_NAME = 120
+
+
+def get_live(avatar_id: str) -> Avatar:
+    avatar = Avatar.get_or_none(Avatar.id == avatar_id)
+    if avatar is None:
+        raise NotFound("No avatar has that id.")
+    if avatar.deleted_at is not None:
+        raise NotFound("That avatar was deleted.")
+    return avatar
+
+
+def upload(runtime: Runtime, project_id: str, content: bytes, name: str | None) -> Avatar:
+    """Validate, re-encode and store an uploaded image; nothing is written if it is refused."""
+    settings = runtime.settings
+    live_project(project_id)
+    name = (name or "").strip() or "Uploaded photo"
+    if len(name) > MAX_NAME:
+        raise InvalidInput(f"Keep the avatar name under {MAX_NAME} characters.")
+    png, image = storage.decode_upload(content, settings.max_upload_bytes, settings.max_image_pixels)
+    stored = storage.save_png(settings.files_dir, png, image)
+    with write_transaction():
+        project = live_project(project_id)
+        avatar = Avatar.create(
+            user=runtime.user_id, project=project, name=name, source="upload",
+            image_file=stored.image_file, thumbnail_file=stored.thumbnail_file,
+            width=stored.width, height=stored.height, file_size=stored.file_size,
+        )
+        AvatarUsageHistory.create(
+            user=runtime.user_id, project=project, avatar=avatar, action="upload",
+            details={"bytes": len(content)},
+        )
+        AvatarProject.update(updated_at=utcnow()).where(AvatarProject.id == project.id).execute()
+    return avatar
+
+
+def file_path(runtime: Runtime, avatar_id: str, thumbnail: bool) -> Path:
+    avatar = get_live(avatar_id)
+    name = avatar.thumbnail_file if thumbnail else avatar.image_file
+    path = storage.resolve(runtime.settings.files_dir, name)
+    if not path.is_file():
+        raise NotFound("The image file is missing from the data folder; run `lumiku doctor`.")
+    return path
+
+
+def delete(runtime: Runtime, avatar_id: str) -> None:
+    """Soft-delete the row (it still counts as delivered) and remove its files."""
+    with write_transaction():
+        avatar = get_live(avatar_id)
+        avatar.deleted_at = utcnow()
+        avatar.save(only=[Avatar.deleted_at])
+        AvatarUsageHistory.create(
+            user=avatar.user_id, project=avatar.project_id, avatar=avatar, action="delete",
+        )
+    storage.remove_unreferenced(runtime.settings.files_dir, avatar_files(avatar))

@@ -1,0 +1,138 @@
+"""Seed data: the AI model catalog, presets and persona examples (data, not logic)."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+APP_ID = "avatar-creator"
+INSTANT_MODEL_KEY = "avatar-creator:instant"
+DEFAULT_STYLE = "adventurer"
+TIER_ORDER = {"free": 0, "basic": 1, "pro": 2}
+
+
+def dicebear_styles() -> list[str]:
+    """Every style shipped by the dicebear-styles package, by name."""
+    folder = resources.files("dicebear_styles")
+    return sorted(
+        entry.name.removesuffix(".json")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".json")
+    )
+
+
+def ai_models() -> list[dict]:
+    flux_dev = {
+        "hfRepo": "black-forest-labs/FLUX.1-dev",
+        "gated": True,
+        "width": 512,
+        "height": 512,
+        "steps": 28,
+        "guidance": 3.5,
+    }
+    return [
+        {
+            "key": INSTANT_MODEL_KEY,
+            "name": "Instant (DiceBear)",
+            "description": "Illustrated avatars in about 40 ms each, offline, no download.",
+            "provider": "dicebear",
+            "tier": "free",
+            "credit_cost": 1,
+            "deadline_seconds": 60.0,
+            "sort_order": 0,
+            "capabilities": {
+                "styles": dicebear_styles(),
+                "defaultStyle": DEFAULT_STYLE,
+                "width": 512,
+                "height": 512,
+                "minSize": 64,
+                "maxSize": 1024,
+            },
+        },
+        {
+            "key": "avatar-creator:flux-dev-base",
+            "name": "FLUX.1-dev Base",
+            "description": "High-quality portraits with FLUX.1-dev.",
+            "provider": "diffusers",
+            "tier": "free",
+            "credit_cost": 8,
+            "deadline_seconds": 900.0,
+            "sort_order": 10,
+            "capabilities": flux_dev,
+        },
+        {
+            "key": "avatar-creator:flux-dev-realism",
+            "name": "FLUX.1-dev + Realism LoRA",
+            "description": "FLUX.1-dev with a realism LoRA for photographic faces.",
+            "provider": "diffusers",
+            "tier": "basic",
+            "credit_cost": 12,
+            "deadline_seconds": 900.0,
+            "sort_order": 11,
+            "capabilities": {**flux_dev, "lora": "realism"},
+        },
+        {
+            "key": "avatar-creator:flux-dev-hd-realism",
+            "name": "FLUX.1-dev HD + Realism LoRA",
+            "description": "The realism model at a higher resolution.",
+            "provider": "diffusers",
+            "tier": "pro",
+            "credit_cost": 15,
+            "deadline_seconds": 1200.0,
+            "sort_order": 12,
+            "capabilities": {**flux_dev, "lora": "realism", "width": 1024, "height": 1024},
+        },
+        {
+            "key": "avatar-creator:flux-schnell-fast",
+            "name": "FLUX.1-schnell Fast",
+            "description": "FLUX.1-schnell: good portraits in 4 steps.",
+            "provider": "diffusers",
+            "tier": "basic",
+            "credit_cost": 6,
+            "deadline_seconds": 600.0,
+            "sort_order": 13,
+            "capabilities": {
+                "hfRepo": "black-forest-labs/FLUX.1-schnell",
+                "gated": False,
+                "width": 512,
+                "height": 512,
+                "steps": 4,
+                "guidance": 0.0,
+            },
+        },
+    ]
+
+
+PRESETS = [
+    ("professional-headshot", "Professional headshot", "professional",
+     "professional headshot, business attire, soft studio lighting, neutral background",
+     "personas"),
+    ("casual-portrait", "Casual portrait", "casual",
+     "casual portrait, friendly smile, natural daylight, relaxed pose", "avataaars"),
+    ("anime-character", "Anime character", "artistic",
+     "anime style character, vibrant colors, expressive eyes, clean line art", "lorelei"),
+    ("fantasy-hero", "Fantasy hero", "fantasy",
+     "fantasy hero portrait, ornate armor, dramatic lighting, epic atmosphere", "adventurer"),
+    ("cyberpunk", "Cyberpunk", "artistic",
+     "cyberpunk portrait, neon lights, futuristic city at night, reflective visor", "bottts"),
+    ("watercolor", "Watercolor", "artistic",
+     "watercolor portrait, soft washes of color, paper texture, gentle light", "notionists"),
+    ("pixel-retro", "Retro pixel art", "gaming",
+     "retro 16-bit pixel art character portrait, limited palette", "pixel-art"),
+    ("vintage-film", "Vintage film", "casual",
+     "vintage film photo portrait, warm grain, 1970s color palette", "micah"),
+]
+
+PERSONA_EXAMPLES = [
+    ("tech-founder", "Tech founder", "Maya Chen", 34, "driven, curious, warm",
+     "Runs a small software start-up in Singapore.",
+     "portrait of a confident tech founder in a hoodie, modern office, natural light"),
+    ("travel-vlogger", "Travel vlogger", "Leo Santos", 27, "adventurous, upbeat",
+     "Films cheap-travel guides across South America.",
+     "travel vlogger with a backpack, mountain vista behind, golden hour"),
+    ("fantasy-author", "Fantasy author", "Ingrid Holm", 52, "thoughtful, wry",
+     "Writes epic fantasy novels in a cabin by a fjord.",
+     "author portrait in a cozy library, candlelight, thoughtful expression"),
+    ("esports-player", "Esports player", "Kenji Mori", 21, "competitive, focused",
+     "Plays tactical shooters for a pro team.",
+     "esports player wearing a headset, RGB-lit gaming room, determined look"),
+]

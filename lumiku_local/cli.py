@@ -1,0 +1,168 @@
+"""`lumiku`: serve (the default) and open the browser; `lumiku doctor` checks the data."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import logging.handlers
+import socket
+import sys
+import threading
+import time
+import urllib.request
+import webbrowser
+
+from . import __version__
+from .config import Settings, SettingsError, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lumiku", description="Lumiku Local: your avatar studio, on this computer."
+    )
+    parser.add_argument("--version", action="version", version=f"lumiku {__version__}")
+    commands = parser.add_subparsers(dest="command")
+    for name, help_text in (("serve", "start the studio (the default)"),
+                            ("doctor", "check the data folder, database, queue and credits")):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--home", help="data folder (default: your user data folder)")
+        if name == "serve":
+            sub.add_argument("--host", help="address to bind (default 127.0.0.1)")
+            sub.add_argument("--port", type=int, help="port (default 8765; 0 picks a free one)")
+            sub.add_argument("--workers", type=int, help="generation worker threads (default 2)")
+            sub.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        argv = ["serve", *argv]
+    args = _parser().parse_args(argv)
+    flags = {"home": args.home}
+    if args.command == "serve":
+        flags.update(host=args.host, port=args.port, workers=args.workers)
+        if args.no_browser:
+            flags["open_browser"] = False
+    try:
+        settings = load_settings(flags)
+    except SettingsError as exc:
+        print(f"lumiku: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "doctor":
+        return doctor(settings)
+    return serve(settings)
+
+
+def doctor(settings: Settings) -> int:
+    from .doctor import run_checks
+
+    checks = run_checks(settings)
+    for check in checks:
+        print(f"[{'ok' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
+    failed = [check for check in checks if not check.ok]
+    print("all checks passed" if not failed else f"{len(failed)} check(s) failed")
+    return 1 if failed else 0
+
+
+def _setup_logging(settings: Settings) -> None:
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    level = getattr(logging, settings.log_level.upper(), logging.INFO)
+    file_handler = logging.handlers.RotatingFileHandler(
+        settings.logs_dir / "lumiku.log", maxBytes=5_000_000, backupCount=3, encoding="utf-8"
+    )
+    console = logging.StreamHandler()
+    console.setLevel(logging.WARNING)
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[file_handler, console],
+        force=True,
+    )
+
+
+def _bind(settings: Settings) -> socket.socket:
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    if sys.platform != "win32":
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url(settings: Settings, port: int) -> str:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}"
+
+
+def _health_status(url: str, timeout: float = 0.5) -> str | None:
+    with contextlib.suppress(Exception):
+        with urllib.request.urlopen(f"{url}/health", timeout=timeout) as response:
+            return json.loads(response.read()).get("status")
+    with contextlib.suppress(Exception):  # 503 degraded still means it is Lumiku
+        urllib.request.urlopen(f"{url}/health", timeout=timeout)
+    return None
+
+
+def _announce_when_ready(url: str, open_browser: bool, token: str | None) -> None:
+    """Wait for /health to answer, then print the address and open the browser once."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=1):
+                break
+        except urllib.error.HTTPError:
+            break  # it answered: degraded is still up
+        except OSError:
+            time.sleep(0.05)
+    address = f"{url}/?token={token}" if token else url
+    print(f"Lumiku is running at {address}  (press Ctrl+C to stop)", flush=True)
+    if open_browser:
+        webbrowser.open(address)
+
+
+def serve(settings: Settings) -> int:
+    import uvicorn
+
+    from .app import create_app
+    from .safety import ensure_access_token
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    _setup_logging(settings)
+    try:
+        sock = _bind(settings)
+    except OSError as exc:
+        url = _url(settings, settings.port)
+        if _health_status(url) is not None:
+            print(f"Lumiku is already running at {url}", flush=True)
+            if settings.open_browser:
+                webbrowser.open(url)
+            return 0
+        print(f"lumiku: cannot listen on {settings.host}:{settings.port} ({exc.strerror}). "
+              "Another program uses that port: choose another with --port.", file=sys.stderr)
+        return 1
+    port = sock.getsockname()[1]
+    token = None
+    if not settings.is_loopback:
+        token = ensure_access_token(settings)
+        print(f"Sharing on {settings.host}: anyone opening Lumiku needs the token in the URL.")
+    url = _url(settings, port)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=10
+    )
+    server = uvicorn.Server(config)
+    threading.Thread(
+        target=_announce_when_ready, args=(url, settings.open_browser, token), daemon=True
+    ).start()
+    server.run(sockets=[sock])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""Settings: resolved once (flag > environment LUMIKU_* > config.toml > default), passed down."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+APP_NAME = "Lumiku"
+ENV_PREFIX = "LUMIKU_"
+CONFIG_FILE = "config.toml"
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message says which and why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every knob of the app. Each field is documented in README.md (a test checks)."""
+
+    home: Path
+    host: str = "127.0.0.1"
+    port: int = 8765
+    workers: int = 2
+    open_browser: bool = True
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float = 1.0
+    reconcile_seconds: float = 30.0
+    retry_backoff_seconds: float = 2.0
+    max_attempts: int = 3
+    wake_timeout_seconds: float = 1.0
+    worker_check_seconds: float = 1.0
+    worker_restart_seconds: float = 10.0
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    failpoints: str = ""
+    log_level: str = "info"
+    access_token: str = ""
+
+    @property
+    def database_path(self) -> Path:
+        return self.home / "lumiku.db"
+
+    @property
+    def queue_path(self) -> Path:
+        return self.home / "queue.db"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.home / "files"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in ("127.0.0.1", "localhost", "::1")
+
+    def with_changes(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def setting_names() -> list[str]:
+    return [field.name for field in dataclasses.fields(Settings)]
+
+
+def default_home() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def _coerce(name: str, raw: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise SettingsError(f"{name} must be true or false, not {raw!r}")
+    if kind is Path:
+        return Path(str(raw)).expanduser()
+    try:
+        return kind(raw)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name} must be a {kind.__name__}, not {raw!r}") from None
+
+
+def _field_types() -> dict[str, type]:
+    types = {"str": str, "int": int, "float": float, "bool": bool, "Path": Path}
+    return {field.name: types[str(field.type)] for field in dataclasses.fields(Settings)}
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Resolve settings: flags win over LUMIKU_* variables, which win over config.toml."""
+    flags = {key: value for key, value in (flags or {}).items() if value is not None}
+    environ = os.environ if environ is None else environ
+    types = _field_types()
+
+    home_raw = flags.get("home") or environ.get(ENV_PREFIX + "HOME") or default_home()
+    home = Path(home_raw).expanduser().resolve()
+
+    values: dict[str, Any] = {}
+    config_file = home / CONFIG_FILE
+    if config_file.is_file():
+        try:
+            file_values = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{config_file} is not valid TOML: {exc}") from None
+        unknown = sorted(set(file_values) - set(types))
+        if unknown:
+            raise SettingsError(f"{config_file} has unknown settings: {', '.join(unknown)}")
+        values.update(file_values)
+    for name in types:
+        env_value = environ.get(ENV_PREFIX + name.upper())
+        if env_value is not None and name != "home":
+            values[name] = env_value
+    values.update({key: value for key, value in flags.items() if key != "home"})
+
+    resolved = {name: _coerce(name, value, types[name]) for name, value in values.items()}
+    settings = Settings(home=home, **resolved)
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    if not 1 <= settings.workers <= 16:
+        raise SettingsError("workers must be between 1 and 16")
+    if not 0 <= settings.port <= 65535:
+        raise SettingsError("port must be between 0 and 65535")
+    if settings.max_attempts < 1:
+        raise SettingsError("max_attempts must be at least 1")
+    for name in ("lease_seconds", "reconcile_seconds", "wake_timeout_seconds"):
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"{name} must be greater than 0")

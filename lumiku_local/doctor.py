@@ -1,0 +1,159 @@
+"""`lumiku doctor`: the data dir, database, catalog, queue and the ledger invariant (DESIGN §2)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from peewee import fn
+
+from . import storage
+from .config import Settings
+from .db import connection, open_database
+from .generations import is_installed
+from .migrations import MIGRATIONS, Migration
+from .models import TERMINAL_STATUSES, AIModel, Avatar, AvatarGeneration, CreditLedger, User
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def ledger_problems() -> list[str]:
+    """Every way the books can be wrong; empty when balance, debits, refunds and rows agree."""
+    problems = []
+    for user in User.select():
+        total = CreditLedger.select(fn.COALESCE(fn.SUM(CreditLedger.amount), 0)).where(
+            CreditLedger.user == user.id).scalar()
+        if total != user.credit_balance:
+            problems.append(f"user {user.id}: balance {user.credit_balance} != ledger sum {total}")
+    sums = {
+        (gid, kind): amount for gid, kind, amount in CreditLedger.select(
+            CreditLedger.generation, CreditLedger.kind, fn.SUM(CreditLedger.amount)
+        ).where(CreditLedger.generation.is_null(False))
+        .group_by(CreditLedger.generation, CreditLedger.kind).tuples()
+    }
+    delivered = dict(
+        Avatar.select(Avatar.generation, fn.COUNT(fn.DISTINCT(Avatar.variation_key)))
+        .where(Avatar.generation.is_null(False)).group_by(Avatar.generation).tuples()
+    )
+    rows = dict(
+        Avatar.select(Avatar.generation, fn.COUNT(Avatar.id))
+        .where(Avatar.generation.is_null(False)).group_by(Avatar.generation).tuples()
+    )
+    for gen in AvatarGeneration.select():
+        charged = gen.credit_cost * gen.count
+        if -sums.get((gen.id, "debit"), 0) != charged:
+            problems.append(f"generation {gen.id}: debit {-sums.get((gen.id, 'debit'), 0)} "
+                            f"!= {charged}")
+        made = delivered.get(gen.id, 0)
+        if rows.get(gen.id, 0) != made:
+            problems.append(f"generation {gen.id}: duplicate variation keys")
+        if made > gen.count:
+            problems.append(f"generation {gen.id}: {made} images for {gen.count} requested")
+        if gen.status in TERMINAL_STATUSES:
+            expected = gen.credit_cost * (gen.count - made)
+            refunded = sums.get((gen.id, "refund"), 0)
+            if refunded != expected:
+                problems.append(f"generation {gen.id} ({gen.status}): refund {refunded} "
+                                f"!= {expected}")
+            if gen.count_completed != made:
+                problems.append(f"generation {gen.id}: countCompleted {gen.count_completed} "
+                                f"!= {made} avatar rows")
+        elif (gen.id, "refund") in sums:
+            problems.append(f"generation {gen.id}: refunded while still {gen.status}")
+    return problems
+
+
+def missing_files(settings: Settings) -> list[str]:
+    missing = []
+    for avatar in Avatar.select().where(Avatar.deleted_at.is_null()):
+        for name in (avatar.image_file, avatar.thumbnail_file):
+            if not storage.resolve(settings.files_dir, name).is_file():
+                missing.append(f"avatar {avatar.id}: {name} is missing")
+    return missing
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    checks: list[Check] = []
+
+    def check(name: str, probe: Callable[[], tuple[bool, str]]) -> bool:
+        try:
+            ok, detail = probe()
+        except Exception as exc:  # a doctor reports, it does not crash
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        checks.append(Check(name, ok, detail))
+        return ok
+
+    def data_dir() -> tuple[bool, str]:
+        home = settings.home
+        if not home.is_dir():
+            return False, f"{home} does not exist; start Lumiku once to create it"
+        return os.access(home, os.W_OK), str(home)
+
+    if not check("data dir", data_dir):
+        return checks
+
+    def database() -> tuple[bool, str]:
+        if not settings.database_path.is_file():
+            return False, f"{settings.database_path} is missing; start Lumiku once"
+        open_database(settings.database_path)
+        with connection():
+            from .db import database as db
+            result = db.execute_sql("PRAGMA quick_check").fetchone()[0]
+            applied = {m.name for m in Migration.select()}
+        todo = [m.__name__ for m in MIGRATIONS if m.__name__ not in applied]
+        if result != "ok":
+            return False, f"SQLite integrity check: {result}"
+        if todo:
+            return False, f"migrations not applied: {', '.join(todo)}; start Lumiku to apply"
+        return True, f"{settings.database_path} ({len(applied)} migrations)"
+
+    if not check("database", database):
+        return checks
+
+    with connection():
+        def catalog() -> tuple[bool, str]:
+            models = list(AIModel.select().where(AIModel.enabled == True))  # noqa: E712
+            installed = [m for m in models if is_installed(m)]
+            if not installed:
+                return False, (f"{len(models)} enabled models, none installed; restart Lumiku "
+                               "to restore the catalog or enable the Instant model")
+            return True, f"{len(models)} enabled models, {len(installed)} installed"
+
+        def queue() -> tuple[bool, str]:
+            if not settings.queue_path.is_file():
+                return False, f"{settings.queue_path} is missing; start Lumiku once"
+            conn = sqlite3.connect(f"file:{settings.queue_path}?mode=ro", uri=True, timeout=5)
+            try:
+                tasks = conn.execute("select count(*) from task").fetchone()[0]
+                scheduled = conn.execute("select count(*) from schedule").fetchone()[0]
+            finally:
+                conn.close()
+            unfinished = AvatarGeneration.select().where(
+                AvatarGeneration.status.in_(("pending", "processing"))).count()
+            return True, (f"{tasks} queued, {scheduled} scheduled; {unfinished} unfinished "
+                          "generations (resumed at start)")
+
+        def ledger() -> tuple[bool, str]:
+            problems = ledger_problems()
+            if problems:
+                return False, "; ".join(problems[:10])
+            return True, f"{CreditLedger.select().count()} entries balance"
+
+        def files() -> tuple[bool, str]:
+            missing = missing_files(settings)
+            if missing:
+                return False, "; ".join(missing[:10])
+            return True, f"{Avatar.select().where(Avatar.deleted_at.is_null()).count()} avatars"
+
+        check("catalog", catalog)
+        check("queue", queue)
+        check("ledger", ledger)
+        check("files", files)
+    return checks

@@ -1,0 +1,29 @@
+"""Engines turn an EngineJob into images; `engine_for` picks one by the model's provider."""
+
+from __future__ import annotations
+
+from .base import Engine, EngineJob, PermanentEngineError, TransientEngineError, Variation
+from .dicebear import DiceBearEngine
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def register(engine: Engine) -> None:
+    _ENGINES[engine.name] = engine
+
+
+def engine_for(provider: str) -> Engine | None:
+    if not _ENGINES:
+        register(DiceBearEngine())
+    return _ENGINES.get(provider)
+
+
+__all__ = [
+    "Engine",
+    "EngineJob",
+    "PermanentEngineError",
+    "TransientEngineError",
+    "Variation",
+    "engine_for",
+    "register",
+]

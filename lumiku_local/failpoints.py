@@ -1,0 +1,103 @@
+"""Named fault points for tests, inert unless configured (LUMIKU_FAILPOINTS / settings.failpoints).
+
+Spec: `name=action[@N][*M]`, several joined by `;` or `,`.
+Actions: `error` (raise FailpointError), `crash` (the process dies at once, as under kill -9),
+`delay(S)` (sleep S seconds), `die` (kill the calling worker thread).
+`@N` fires from the Nth hit on; `*M` fires at most M times.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+from dataclasses import dataclass
+
+KNOWN_POINTS = (
+    "engine.generate",
+    "storage.save",
+    "generation.record",
+    "generation.finish",
+    "generation.enqueue",
+    "worker.dequeue",
+)
+
+_SPEC = re.compile(
+    r"^(?P<name>[a-z.]+)=(?P<action>error|crash|die|delay\((?P<seconds>[0-9.]+)\))"
+    r"(?:@(?P<start>\d+))?(?:\*(?P<limit>\d+))?$"
+)
+
+
+class FailpointError(RuntimeError):
+    """A transient failure injected by a failpoint."""
+
+
+class WorkerDeath(BaseException):  # noqa: N818 - mirrors SystemExit: not an error, a death
+    """Raised by `die` so the worker thread's loop ends as if it had crashed."""
+
+
+@dataclass
+class _Failpoint:
+    action: str
+    seconds: float = 0.0
+    start: int = 1
+    limit: int | None = None
+    hits: int = 0
+    fired: int = 0
+
+
+_lock = threading.Lock()
+_points: dict[str, _Failpoint] = {}
+
+
+def configure(spec: str) -> None:
+    """Replace all failpoints with those in `spec` (empty: none)."""
+    parsed: dict[str, _Failpoint] = {}
+    for part in filter(None, (p.strip() for p in re.split(r"[;,]", spec or ""))):
+        match = _SPEC.match(part)
+        if not match or match["name"] not in KNOWN_POINTS:
+            raise ValueError(
+                f"bad failpoint {part!r}: use name=error|crash|die|delay(S)[@N][*M] "
+                f"with a name among {', '.join(KNOWN_POINTS)}"
+            )
+        action = "delay" if match["seconds"] else match["action"]
+        parsed[match["name"]] = _Failpoint(
+            action=action,
+            seconds=float(match["seconds"] or 0),
+            start=int(match["start"] or 1),
+            limit=int(match["limit"]) if match["limit"] else None,
+        )
+    with _lock:
+        _points.clear()
+        _points.update(parsed)
+
+
+def hit(name: str) -> None:
+    """Mark a fault point; does nothing unless a test configured it."""
+    if not _points:
+        return
+    with _lock:
+        point = _points.get(name)
+        if point is None:
+            return
+        point.hits += 1
+        if point.hits < point.start or (point.limit is not None and point.fired >= point.limit):
+            return
+        point.fired += 1
+        action, seconds = point.action, point.seconds
+    if action == "delay":
+        time.sleep(seconds)
+    elif action == "error":
+        raise FailpointError(f"failpoint {name} injected an error")
+    elif action == "die":
+        raise WorkerDeath(name)
+    elif action == "crash":
+        _crash()
+
+
+def _crash() -> None:
+    if hasattr(signal, "SIGKILL"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    os._exit(137)

@@ -1,0 +1,555 @@
+"""The job lifecycle: submit, claim, run, finish, cancel, retry, reconcile (DESIGN §2)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from peewee import IntegrityError, fn
+
+from . import credits, failpoints, storage
+from .catalog import TIER_ORDER
+from .db import utcnow, write_transaction
+from .engines import EngineJob, PermanentEngineError, Variation, engine_for
+from .errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
+from .models import (
+    TERMINAL_STATUSES,
+    AIModel,
+    Avatar,
+    AvatarGeneration,
+    AvatarPreset,
+    AvatarProject,
+    AvatarUsageHistory,
+)
+from .runtime import Runtime
+
+log = logging.getLogger("lumiku.generations")
+
+MAX_COUNT = 8
+MAX_PROMPT = 2000
+MAX_SEED = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    prompt: str = ""
+    name: str | None = None
+    model_key: str | None = None
+    preset_id: int | None = None
+    style: str | None = None
+    count: int = 1
+    seed: int | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+class _LostClaim(Exception):
+    """The generation left this worker's hands (finished, canceled, or taken over)."""
+
+
+# ---------------------------------------------------------------- lookups
+
+
+def live_project(project_id: str) -> AvatarProject:
+    project = AvatarProject.get_or_none(AvatarProject.id == project_id)
+    if project is None:
+        raise NotFound("No project has that id.")
+    if project.deleted_at is not None:
+        raise NotFound("That project was deleted. Create a new project to keep generating.")
+    return project
+
+
+def get_generation(generation_id: str) -> AvatarGeneration:
+    generation = AvatarGeneration.get_or_none(AvatarGeneration.id == generation_id)
+    if generation is None:
+        raise NotFound("No generation has that id.")
+    return generation
+
+
+def is_installed(model: AIModel) -> bool:
+    engine = engine_for(model.provider)
+    return engine is not None and engine.is_installed(model.capabilities)
+
+
+def choose_model(model_key: str | None) -> AIModel:
+    """The model asked for, or the cheapest installed, enabled model of the lowest tier."""
+    if model_key:
+        model = AIModel.get_or_none(AIModel.key == model_key)
+        if model is None:
+            raise NotFound(f"There is no model {model_key!r}. See the model list for valid keys.")
+        if not model.enabled:
+            raise Conflict(
+                f"{model.name} is disabled. Enable it on the admin page or pick another model.",
+                code="model_disabled",
+            )
+        if not is_installed(model):
+            raise Conflict(
+                f"{model.name} is not installed. Download it on the Models page, "
+                "or use the Instant model, which needs no download.",
+                code="model_not_installed",
+            )
+        return model
+    models = list(AIModel.select().where(AIModel.enabled == True))  # noqa: E712
+    if not models:
+        raise ServiceUnavailable(
+            "No AI models are available: the catalog is empty or every model is disabled. "
+            "Restart Lumiku to restore the built-in catalog, or enable a model on the admin page.",
+            code="no_models",
+        )
+    installed = [model for model in models if is_installed(model)]
+    if not installed:
+        raise ServiceUnavailable(
+            "No enabled model is installed. Enable the Instant model or download a model.",
+            code="no_installed_models",
+        )
+    return min(installed, key=lambda m: (TIER_ORDER.get(m.tier, 99), m.credit_cost, m.sort_order))
+
+
+def _resolve_options(request: GenerateRequest, model: AIModel) -> tuple[str, dict[str, Any]]:
+    caps = model.capabilities or {}
+    prompt = (request.prompt or "").strip()
+    style = request.style
+    preset_id = request.preset_id
+    if preset_id is not None:
+        preset = AvatarPreset.get_or_none(AvatarPreset.id == preset_id)
+        if preset is None:
+            raise NotFound("No preset has that id.")
+        prompt = f"{prompt}, {preset.prompt}" if prompt else preset.prompt
+        if style is None and model.provider == "dicebear":
+            style = preset.style
+    if not prompt:
+        raise InvalidInput("Describe the avatar in the prompt, or pick a preset.")
+    if len(prompt) > MAX_PROMPT:
+        raise InvalidInput(f"The prompt is too long; keep it under {MAX_PROMPT} characters.")
+    if not 1 <= request.count <= MAX_COUNT:
+        raise InvalidInput(f"count must be between 1 and {MAX_COUNT}.")
+    seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED - MAX_COUNT)
+    if not 0 <= seed <= MAX_SEED - MAX_COUNT:
+        raise InvalidInput(f"seed must be between 0 and {MAX_SEED - MAX_COUNT}.")
+    min_size, max_size = caps.get("minSize", 64), caps.get("maxSize", 1024)
+    width = request.width or caps.get("width", 512)
+    height = request.height or caps.get("height", 512)
+    for label, value in (("width", width), ("height", height)):
+        if not min_size <= value <= max_size:
+            raise InvalidInput(f"{label} must be between {min_size} and {max_size} pixels.")
+    options: dict[str, Any] = {"width": width, "height": height, "seed": seed}
+    if model.provider == "dicebear":
+        styles = caps.get("styles", [])
+        style = style or caps.get("defaultStyle")
+        if style not in styles:
+            raise InvalidInput(f"Unknown style {style!r}. Pick one of: {', '.join(styles)}.")
+        options["style"] = style
+    elif style is not None:
+        raise InvalidInput(f"{model.name} has no styles; leave style out.")
+    if preset_id is not None:
+        options["presetId"] = preset_id
+    return prompt, options
+
+
+# ---------------------------------------------------------------- submit
+
+
+def submit(
+    runtime: Runtime,
+    project_id: str,
+    request: GenerateRequest,
+    retried_from: AvatarGeneration | None = None,
+) -> tuple[AvatarGeneration, int]:
+    """Check, insert the generation and debit its cost in one BEGIN IMMEDIATE, then enqueue."""
+    with write_transaction():
+        project = live_project(project_id)
+        model = choose_model(request.model_key)
+        prompt, options = _resolve_options(request, model)
+        total = model.credit_cost * request.count
+        generation = AvatarGeneration.create(
+            user=runtime.user_id,
+            project=project,
+            model=model,
+            prompt=prompt,
+            name=(request.name or "").strip()[:200],
+            options=options,
+            count=request.count,
+            credit_cost=model.credit_cost,
+            retried_from=retried_from,
+        )
+        balance = credits.debit(
+            runtime.user_id, generation, total,
+            f"{request.count} × {model.name} ({model.credit_cost} each)",
+        )
+        AvatarUsageHistory.create(
+            user=runtime.user_id, project=project, generation=generation, action="generate",
+            details={"modelKey": model.key, "count": request.count, "credits": total},
+        )
+        AvatarProject.update(updated_at=utcnow()).where(AvatarProject.id == project.id).execute()
+    failpoints.hit("generation.enqueue")
+    runtime.enqueue(generation.id)
+    runtime.publish(generation_event(generation))
+    return generation, balance
+
+
+def retry(runtime: Runtime, generation_id: str) -> tuple[AvatarGeneration, int]:
+    """A new generation with the same request, linked to the old one; history stays as it was."""
+    original = get_generation(generation_id)
+    if original.status not in TERMINAL_STATUSES:
+        raise Conflict("This generation is still running; cancel it first or wait for it.")
+    options = original.options or {}
+    request = GenerateRequest(
+        prompt=original.prompt,
+        name=original.name,
+        model_key=original.model_id,
+        style=options.get("style"),
+        count=original.count,
+        width=options.get("width"),
+        height=options.get("height"),
+    )
+    return submit(runtime, original.project_id, request, retried_from=original)
+
+
+# ---------------------------------------------------------------- finish / cancel
+
+
+def finish(
+    runtime: Runtime,
+    generation_id: str,
+    status: str,
+    error_message: str | None = None,
+    claim_token: str | None = None,
+) -> bool:
+    """Move to a terminal state once, refunding what was charged and not delivered."""
+    assert status in TERMINAL_STATUSES
+    failpoints.hit("generation.finish")
+    with write_transaction():
+        condition = (AvatarGeneration.id == generation_id) & (
+            AvatarGeneration.status.not_in(TERMINAL_STATUSES)
+        )
+        if claim_token is not None:
+            condition &= AvatarGeneration.claim_token == claim_token
+        now = utcnow()
+        changed = (
+            AvatarGeneration.update(
+                status=status, completed_at=now, updated_at=now, error_message=error_message,
+                claim_token=None, next_attempt_at=None,
+            )
+            .where(condition)
+            .execute()
+        )
+        if not changed:
+            return False
+        generation = AvatarGeneration.get_by_id(generation_id)
+        delivered = Avatar.select().where(Avatar.generation == generation_id).count()
+        missing = generation.count - delivered
+        if delivered != generation.count_completed:
+            generation.count_completed = delivered
+            generation.save(only=[AvatarGeneration.count_completed])
+        if missing > 0:
+            credits.refund(
+                generation,
+                generation.credit_cost * missing,
+                f"Refund: {missing} of {generation.count} images not delivered ({status})",
+            )
+    runtime.publish(generation_event(generation))
+    return True
+
+
+def cancel(runtime: Runtime, generation_id: str) -> AvatarGeneration:
+    generation = get_generation(generation_id)
+    if generation.status in TERMINAL_STATUSES:
+        raise Conflict(f"This generation has already {generation.status}; nothing to cancel.")
+    if not finish(runtime, generation_id, "canceled", "Canceled. Undelivered images were refunded."):
+        raise Conflict("This generation finished before it could be canceled.")
+    return get_generation(generation_id)
+
+
+# ---------------------------------------------------------------- the worker side
+
+
+def claim(runtime: Runtime, generation_id: str) -> str | None:
+    """Take the job if it is pending, or processing under an expired lease or a dead boot."""
+    token = uuid.uuid4().hex
+    now = utcnow()
+    expired = now - dt.timedelta(seconds=runtime.settings.lease_seconds)
+    with write_transaction():
+        generation = AvatarGeneration.get_or_none(AvatarGeneration.id == generation_id)
+        if generation is None:
+            return None
+        claimable = (AvatarGeneration.status == "pending") | (
+            (AvatarGeneration.status == "processing")
+            & (
+                (AvatarGeneration.heartbeat_at < expired)
+                | (AvatarGeneration.boot_id != runtime.boot_id)
+            )
+        )
+        deadline_at = generation.deadline_at or now + dt.timedelta(
+            seconds=generation.model.deadline_seconds
+        )
+        changed = (
+            AvatarGeneration.update(
+                status="processing", boot_id=runtime.boot_id, claim_token=token,
+                heartbeat_at=now, started_at=generation.started_at or now,
+                deadline_at=deadline_at, updated_at=now, next_attempt_at=None,
+            )
+            .where((AvatarGeneration.id == generation_id) & claimable)
+            .execute()
+        )
+    return token if changed else None
+
+
+class _Worker:
+    """One run of one generation by the worker that claimed it."""
+
+    def __init__(self, runtime: Runtime, generation: AvatarGeneration, token: str) -> None:
+        self.runtime = runtime
+        self.generation = generation
+        self.token = token
+        self.settings = runtime.settings
+        self.last_heartbeat = time.monotonic()
+        self.delivered = Avatar.select().where(Avatar.generation == generation.id).count()
+        self.lost = False
+        self.timed_out = False
+
+    def owned(self) -> bool:
+        return (
+            AvatarGeneration.select()
+            .where(
+                (AvatarGeneration.id == self.generation.id)
+                & (AvatarGeneration.status == "processing")
+                & (AvatarGeneration.claim_token == self.token)
+            )
+            .exists()
+        )
+
+    def cancelled(self) -> bool:
+        """Checked by the engine between images and steps: canceled, taken over, or past deadline."""
+        self.heartbeat()
+        if utcnow() >= self.generation.deadline_at:
+            self.timed_out = True
+            return True
+        if not self.owned():
+            self.lost = True
+            return True
+        return False
+
+    def heartbeat(self, progress: float | None = None, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_heartbeat < self.settings.heartbeat_seconds:
+            return
+        self.last_heartbeat = now
+        self.runtime.touch()
+        values: dict[str, Any] = {"heartbeat_at": utcnow()}
+        if progress is not None:
+            values["progress"] = progress
+        AvatarGeneration.update(**values).where(
+            (AvatarGeneration.id == self.generation.id)
+            & (AvatarGeneration.claim_token == self.token)
+        ).execute()
+
+    def on_progress(self, fraction: float, message: str) -> None:
+        generation = self.generation
+        done_before = generation.count - len(self.pending_variations)
+        overall = (done_before + fraction * len(self.pending_variations)) / generation.count
+        generation.progress = min(overall, 1.0)
+        self.heartbeat(progress=generation.progress)
+        event = generation_event(generation)
+        event["step"] = message
+        self.runtime.publish(event)
+
+    def on_image(self, variation: Variation, png: bytes) -> None:
+        generation = self.generation
+        stored = storage.save_png(self.settings.files_dir, png)
+        failpoints.hit("generation.record")
+        options = generation.options or {}
+        with write_transaction():
+            if not self.owned():
+                self.lost = True
+                storage.remove_unreferenced(self.settings.files_dir, stored)
+                raise _LostClaim()
+            try:
+                Avatar.create(
+                    user=generation.user_id,
+                    project=generation.project_id,
+                    generation=generation.id,
+                    variation_key=variation.key,
+                    name=_avatar_name(generation, variation),
+                    source="generated",
+                    prompt=generation.prompt,
+                    seed=variation.seed,
+                    model_key=generation.model_id,
+                    style=options.get("style"),
+                    image_file=stored.image_file,
+                    thumbnail_file=stored.thumbnail_file,
+                    width=stored.width,
+                    height=stored.height,
+                    file_size=stored.file_size,
+                )
+            except IntegrityError:
+                log.warning("variation %s of %s already stored", variation.key, generation.id)
+                return
+            self.delivered += 1
+            generation.count_completed = self.delivered
+            generation.progress = self.delivered / generation.count
+            AvatarGeneration.update(
+                count_completed=self.delivered, progress=generation.progress,
+                heartbeat_at=utcnow(), updated_at=utcnow(),
+            ).where(AvatarGeneration.id == generation.id).execute()
+        self.runtime.publish(generation_event(generation))
+
+    def run(self) -> None:
+        generation = self.generation
+        model = generation.model
+        done = {
+            key for (key,) in Avatar.select(Avatar.variation_key)
+            .where(Avatar.generation == generation.id).tuples()
+        }
+        base_seed = int(generation.options.get("seed", 0))
+        self.pending_variations = [
+            Variation(key=f"v{n}", seed=base_seed + n)
+            for n in range(generation.count)
+            if f"v{n}" not in done
+        ]
+        self.runtime.publish(generation_event(generation))
+        engine = engine_for(model.provider)
+        if engine is None or not engine.is_installed(model.capabilities):
+            self._finish("failed", f"{model.name} is not installed. Download it and retry.")
+            return
+        options = generation.options or {}
+        job = EngineJob(
+            generation_id=generation.id,
+            model_key=model.key,
+            capabilities=model.capabilities or {},
+            prompt=generation.prompt,
+            width=int(options.get("width", 512)),
+            height=int(options.get("height", 512)),
+            variations=self.pending_variations,
+            options=options,
+        )
+        try:
+            if self.pending_variations and not self.cancelled():
+                engine.generate(job, self.on_image, self.on_progress, self.cancelled)
+        except _LostClaim:
+            return
+        except PermanentEngineError as exc:
+            self._finish("failed", str(exc))
+            return
+        except Exception as exc:  # anything else is worth another attempt
+            log.warning("generation %s attempt failed: %s", generation.id, exc)
+            self._attempt_failed(exc)
+            return
+        if self.lost:
+            return
+        if self.delivered >= generation.count:
+            self._finish("completed")
+        elif self.timed_out:
+            limit = int(model.deadline_seconds)
+            self._finish(
+                "failed",
+                f"Timed out: {model.name} did not finish within its {limit} s deadline. "
+                "Undelivered images were refunded; retry, or choose fewer images.",
+            )
+        else:
+            self._attempt_failed(RuntimeError(
+                f"the engine returned {self.delivered} of {generation.count} images"
+            ))
+
+    def _finish(self, status: str, message: str | None = None) -> None:
+        finish(self.runtime, self.generation.id, status, message, claim_token=self.token)
+
+    def _attempt_failed(self, exc: Exception) -> None:
+        """Schedule another attempt with exponential backoff, or fail with a refund."""
+        generation = self.generation
+        attempts = generation.error_attempts + 1
+        max_attempts = self.settings.max_attempts
+        if attempts >= max_attempts:
+            self._finish(
+                "failed",
+                f"Generation failed after {attempts} attempts: {exc}. "
+                "Undelivered images were refunded; you can retry it.",
+            )
+            return
+        delay = self.settings.retry_backoff_seconds * 2 ** (attempts - 1)
+        with write_transaction():
+            changed = AvatarGeneration.update(
+                status="pending", error_attempts=attempts, claim_token=None,
+                error_message=f"Attempt {attempts} of {max_attempts} failed: {exc}. Retrying.",
+                next_attempt_at=utcnow() + dt.timedelta(seconds=delay), updated_at=utcnow(),
+            ).where(
+                (AvatarGeneration.id == generation.id)
+                & (AvatarGeneration.claim_token == self.token)
+                & (AvatarGeneration.status == "processing")
+            ).execute()
+        if changed:
+            self.runtime.enqueue(generation.id, delay=delay)
+            self.runtime.publish(generation_event(get_generation(generation.id)))
+
+
+def run_generation(runtime: Runtime, generation_id: str) -> None:
+    """The Huey task body: idempotent, safe to run twice or after a crash."""
+    token = claim(runtime, generation_id)
+    if token is None:
+        return
+    generation = AvatarGeneration.get_by_id(generation_id)
+    _Worker(runtime, generation, token).run()
+
+
+def _avatar_name(generation: AvatarGeneration, variation: Variation) -> str:
+    base = generation.name or generation.prompt[:60]
+    if generation.count == 1:
+        return base
+    return f"{base} #{int(variation.key.lstrip('v')) + 1}"
+
+
+# ---------------------------------------------------------------- reconcile
+
+
+def reconcile(runtime: Runtime, queued_ids: set[str]) -> list[str]:
+    """Put unfinished work back in the queue: the database, not the queue, is the truth."""
+    now = utcnow()
+    expired = now - dt.timedelta(seconds=runtime.settings.lease_seconds)
+    rows = AvatarGeneration.select(
+        AvatarGeneration.id, AvatarGeneration.status, AvatarGeneration.next_attempt_at,
+        AvatarGeneration.heartbeat_at, AvatarGeneration.boot_id,
+    ).where(AvatarGeneration.status.in_(("pending", "processing")))
+    enqueued = []
+    for row in rows:
+        if row.id in queued_ids:
+            continue
+        if row.status == "pending" and row.next_attempt_at and row.next_attempt_at > now:
+            continue  # its retry is scheduled
+        if row.status == "processing" and row.boot_id == runtime.boot_id and (
+            row.heartbeat_at and row.heartbeat_at >= expired
+        ):
+            continue  # a live worker of this process has it
+        runtime.enqueue(row.id)
+        enqueued.append(row.id)
+    if enqueued:
+        log.info("reconciler re-enqueued %d generation(s)", len(enqueued))
+    return enqueued
+
+
+# ---------------------------------------------------------------- shapes
+
+
+def generation_event(generation: AvatarGeneration) -> dict[str, Any]:
+    return {
+        "type": "generation",
+        "id": generation.id,
+        "projectId": generation.project_id,
+        "status": generation.status,
+        "progress": round(float(generation.progress or 0) * 100, 1),
+        "countRequested": generation.count,
+        "countCompleted": generation.count_completed,
+        "errorMessage": generation.error_message,
+    }
+
+
+def counts_by_status() -> dict[str, int]:
+    rows = (
+        AvatarGeneration.select(AvatarGeneration.status, fn.COUNT(AvatarGeneration.id))
+        .group_by(AvatarGeneration.status)
+        .tuples()
+    )
+    return dict(rows)

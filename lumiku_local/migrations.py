@@ -1,0 +1,99 @@
+"""Ordered, named migrations, each recorded once in the `migrations` table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from peewee import CharField, DateTimeField, Model
+
+from . import catalog
+from .db import database, utcnow, write_transaction
+from .models import (
+    ALL_MODELS,
+    AIModel,
+    AvatarPreset,
+    CreditLedger,
+    PersonaExample,
+    User,
+)
+
+WELCOME_GRANT = 1000
+LOCAL_USER_NAME = "Local user"
+
+
+class Migration(Model):
+    name = CharField(primary_key=True)
+    applied_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        database = database
+        table_name = "migrations"
+
+
+def m001_initial_schema() -> None:
+    """Create every table of the first schema."""
+    database.create_tables(ALL_MODELS)
+
+
+def m002_local_user() -> None:
+    """One local user, granted 1,000 credits on first start."""
+    if User.select().exists():
+        return
+    user = User.create(name=LOCAL_USER_NAME, credit_balance=WELCOME_GRANT)
+    CreditLedger.create(
+        user=user,
+        kind="grant",
+        amount=WELCOME_GRANT,
+        balance_after=WELCOME_GRANT,
+        description="Welcome grant",
+    )
+
+
+def m003_seed_catalog() -> None:
+    """Seed the AI model catalog; rows an admin already has are never overwritten."""
+    for row in catalog.ai_models():
+        AIModel.insert(app_id=catalog.APP_ID, **row).on_conflict_ignore().execute()
+
+
+def m004_seed_presets_and_personas() -> None:
+    """Seed presets and persona examples, keeping any existing rows."""
+    for order, (slug, name, category, prompt, style) in enumerate(catalog.PRESETS):
+        AvatarPreset.insert(
+            slug=slug, name=name, category=category, prompt=prompt, style=style,
+            sort_order=order,
+        ).on_conflict_ignore().execute()
+    for order, (slug, name, persona, age, personality, background, prompt) in enumerate(
+        catalog.PERSONA_EXAMPLES
+    ):
+        PersonaExample.insert(
+            slug=slug, name=name, persona_name=persona, age=age, personality=personality,
+            background=background, prompt=prompt, sort_order=order,
+        ).on_conflict_ignore().execute()
+
+
+MIGRATIONS: list[Callable[[], None]] = [
+    m001_initial_schema,
+    m002_local_user,
+    m003_seed_catalog,
+    m004_seed_presets_and_personas,
+]
+
+
+def migrate() -> list[str]:
+    """Apply the migrations this database has not seen yet; return their names."""
+    database.create_tables([Migration])
+    applied = []
+    for migration in MIGRATIONS:
+        with write_transaction():
+            if Migration.get_or_none(Migration.name == migration.__name__):
+                continue
+            migration()
+            Migration.create(name=migration.__name__)
+        applied.append(migration.__name__)
+    return applied
+
+
+def reseed_catalog() -> None:
+    """Insert catalog rows that are missing (an emptied catalog), never touching existing ones."""
+    with write_transaction():
+        m003_seed_catalog()

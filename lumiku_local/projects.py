@@ -1,0 +1,96 @@
+"""Avatar projects: create, list, read, rename, delete (which cancels and refunds its work)."""
+
+from __future__ import annotations
+
+from peewee import JOIN, fn
+
+from . import generations, storage
+from .db import utcnow, write_transaction
+from .errors import InvalidInput
+from .models import Avatar, AvatarGeneration, AvatarProject, UNFINISHED_STATUSES
+from .runtime import Runtime
+
+MAX_NAME = 120
+
+
+def _clean_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("Give the project a name.")
+    if len(name) > MAX_NAME:
+        raise InvalidInput(f"Keep the project name under {MAX_NAME} characters.")
+    return name
+
+
+def create(runtime: Runtime, name: str, description: str = "") -> AvatarProject:
+    return AvatarProject.create(
+        user=runtime.user_id, name=_clean_name(name), description=(description or "").strip()
+    )
+
+
+def update(project_id: str, name: str | None, description: str | None) -> AvatarProject:
+    with write_transaction():
+        project = generations.live_project(project_id)
+        if name is not None:
+            project.name = _clean_name(name)
+        if description is not None:
+            project.description = description.strip()
+        project.updated_at = utcnow()
+        project.save()
+    return project
+
+
+def list_live(runtime: Runtime) -> list[tuple[AvatarProject, int]]:
+    """Projects with their live avatar counts, most recently active first."""
+    avatar_count = fn.COUNT(Avatar.id).alias("avatar_count")
+    query = (
+        AvatarProject.select(AvatarProject, avatar_count)
+        .join(Avatar, JOIN.LEFT_OUTER, on=(
+            (Avatar.project == AvatarProject.id) & Avatar.deleted_at.is_null()
+        ))
+        .where(AvatarProject.deleted_at.is_null() & (AvatarProject.user == runtime.user_id))
+        .group_by(AvatarProject.id)
+        .order_by(AvatarProject.updated_at.desc())
+    )
+    return [(project, project.avatar_count) for project in query]
+
+
+def live_avatars(project_id: str) -> list[Avatar]:
+    return list(
+        Avatar.select()
+        .where((Avatar.project == project_id) & Avatar.deleted_at.is_null())
+        .order_by(Avatar.created_at.desc())
+    )
+
+
+def delete(runtime: Runtime, project_id: str) -> None:
+    """Soft-delete the project, finish its unfinished generations with refunds, remove files."""
+    project = generations.live_project(project_id)
+    unfinished = [
+        generation.id for generation in AvatarGeneration.select(AvatarGeneration.id).where(
+            (AvatarGeneration.project == project.id)
+            & AvatarGeneration.status.in_(UNFINISHED_STATUSES)
+        )
+    ]
+    for generation_id in unfinished:
+        generations.finish(
+            runtime, generation_id, "canceled",
+            "Canceled because its project was deleted. Undelivered images were refunded.",
+        )
+    now = utcnow()
+    with write_transaction():
+        AvatarProject.update(deleted_at=now, updated_at=now).where(
+            AvatarProject.id == project.id
+        ).execute()
+        doomed = live_avatars(project.id)
+        Avatar.update(deleted_at=now).where(
+            (Avatar.project == project.id) & Avatar.deleted_at.is_null()
+        ).execute()
+    for avatar in doomed:
+        storage.remove_unreferenced(runtime.settings.files_dir, avatar_files(avatar))
+
+
+def avatar_files(avatar: Avatar) -> storage.StoredImage:
+    return storage.StoredImage(
+        avatar.image_file, avatar.thumbnail_file, avatar.width, avatar.height, avatar.file_size
+    )

@@ -1,0 +1,211 @@
+"""The Huey queue in queue.db, its embedded thread consumer, instant wake-up and the reconciler."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from huey import Huey
+from huey.consumer import Consumer
+from huey.storage import SqliteStorage
+
+from . import failpoints
+from .config import Settings
+from .db import connection
+
+log = logging.getLogger("lumiku.queue")
+
+TASK_NAME = "run_generation"
+
+
+class WakingSqliteStorage(SqliteStorage):
+    """SqliteStorage that blocks in dequeue() until enqueue() wakes it (DESIGN §2).
+
+    Huey's worker sleeps between polls (up to 10 s) unless the storage is `blocking`. Here an
+    idle worker waits on a semaphore released by every enqueue of this process, so a job
+    starts within a millisecond or two; the timeout catches tasks enqueued by another process.
+    """
+
+    blocking = True
+
+    def __init__(self, *args, wake_timeout: float = 1.0, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        self.wake_timeout = wake_timeout
+        self._wake = threading.Semaphore(0)
+        self.polled_at: dict[str, float] = {}
+        super().__init__(*args, **kwargs)
+
+    def enqueue(self, data: bytes, priority: float | None = None) -> None:
+        super().enqueue(data, priority)
+        self._wake.release()
+
+    def dequeue(self) -> bytes | None:
+        failpoints.hit("worker.dequeue")
+        self.polled_at[threading.current_thread().name] = time.time()
+        data = super().dequeue()
+        if data is None and self._wake.acquire(timeout=self.wake_timeout):
+            data = super().dequeue()
+        return data
+
+    def wake_all(self, count: int) -> None:
+        for _ in range(count):
+            self._wake.release()
+
+
+class EmbeddedConsumer(Consumer):
+    """Huey's consumer without signal handlers: uvicorn owns SIGINT/SIGTERM."""
+
+    def _set_signal_handlers(self) -> None:
+        pass
+
+
+@dataclass
+class WorkerHealth:
+    alive: bool
+    workers: int
+    workers_alive: int
+    problems: list[str] = field(default_factory=list)
+    last_heartbeat: float | None = None
+
+
+class JobQueue:
+    """Owns the Huey instance, the embedded consumer and the supervisor thread."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        run_task: Callable[[str], None],
+        reconcile: Callable[[set[str]], object],
+    ) -> None:
+        self.settings = settings
+        self.huey = Huey(
+            "lumiku",
+            results=False,
+            utc=True,
+            storage_class=WakingSqliteStorage,
+            filename=str(settings.queue_path),
+            wake_timeout=settings.wake_timeout_seconds,
+        )
+        self.storage: WakingSqliteStorage = self.huey.storage
+
+        def run_generation(generation_id: str) -> None:
+            with connection():
+                run_task(generation_id)
+
+        self.task = self.huey.task(name=TASK_NAME)(run_generation)
+        self._reconcile = reconcile
+        self.consumer: EmbeddedConsumer | None = None
+        self._stop = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self.dead_since: dict[str, float] = {}
+        self.reconciled_at: float | None = None
+
+    # -- producer side
+
+    def enqueue(self, generation_id: str, delay: float | None = None) -> None:
+        if delay:
+            self.task.schedule((generation_id,), delay=delay)
+        else:
+            self.task(generation_id)
+
+    def queued_generation_ids(self) -> set[str]:
+        """Ids with a task waiting in the queue or the schedule (a cheap read of queue.db)."""
+        ids = set()
+        for task in self.huey.pending() + self.huey.scheduled():
+            if task.args:
+                ids.add(task.args[0])
+        return ids
+
+    def queue_length(self) -> int:
+        return self.storage.queue_size() + self.storage.schedule_size()
+
+    # -- consumer side
+
+    def start(self) -> None:
+        self.consumer = EmbeddedConsumer(
+            self.huey,
+            workers=self.settings.workers,
+            worker_type="thread",
+            periodic=False,
+            check_worker_health=False,
+            scheduler_interval=1,
+        )
+        self.reconcile_now()
+        self.consumer.start()
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="lumiku-supervisor", daemon=True
+        )
+        self._supervisor.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop gracefully: running jobs finish their current image, queued work stays queued."""
+        self._stop.set()
+        if self.consumer is not None:
+            self.consumer.stop_flag.set()
+            self.storage.wake_all(self.settings.workers)
+            deadline = time.monotonic() + timeout
+            for _, thread in self.consumer.worker_threads + [(None, self.consumer.scheduler)]:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        if self._supervisor is not None:
+            self._supervisor.join(timeout)
+        self.storage.close()
+
+    def reconcile_now(self) -> None:
+        try:
+            with connection():
+                self._reconcile(self.queued_generation_ids())
+            self.reconciled_at = time.time()
+        except Exception:
+            log.exception("reconciler failed; it will run again")
+
+    def _supervise(self) -> None:
+        next_reconcile = time.monotonic() + self.settings.reconcile_seconds
+        while not self._stop.wait(self.settings.worker_check_seconds):
+            self._check_workers()
+            if time.monotonic() >= next_reconcile:
+                next_reconcile = time.monotonic() + self.settings.reconcile_seconds
+                self.reconcile_now()
+
+    def _check_workers(self) -> None:
+        consumer = self.consumer
+        if consumer is None:
+            return
+        now = time.time()
+        for _, thread in consumer.worker_threads:
+            if not thread.is_alive() and thread.name not in self.dead_since:
+                log.error("worker %s died; restarting it in %ss", thread.name,
+                          self.settings.worker_restart_seconds)
+                self.dead_since[thread.name] = now
+        restart_due = [
+            name for name, since in self.dead_since.items()
+            if now - since >= self.settings.worker_restart_seconds
+        ]
+        if restart_due and not self._stop.is_set():
+            consumer.check_worker_health()  # Huey replaces dead workers with fresh threads
+            for name in restart_due:
+                self.dead_since.pop(name, None)
+            self.reconcile_now()  # the dead worker may have held a job
+
+    def health(self) -> WorkerHealth:
+        consumer = self.consumer
+        if consumer is None:
+            return WorkerHealth(False, self.settings.workers, 0, ["the job queue is not running"])
+        alive = [thread for _, thread in consumer.worker_threads if thread.is_alive()]
+        problems = [
+            f"worker thread {name} died; it restarts automatically"
+            for name in sorted(self.dead_since)
+        ]
+        if len(alive) < len(consumer.worker_threads) and not problems:
+            problems.append(f"{len(consumer.worker_threads) - len(alive)} worker thread(s) dead")
+        if not consumer.scheduler.is_alive():
+            problems.append("the queue scheduler thread is not running")
+        polled = list(self.storage.polled_at.values())
+        return WorkerHealth(
+            alive=not problems,
+            workers=len(consumer.worker_threads),
+            workers_alive=len(alive),
+            problems=problems,
+            last_heartbeat=max(polled) if polled else None,
+        )

@@ -1,0 +1,34 @@
+"""What services need from the running app: settings, this boot's id, the queue and the events."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    user_id: int = 0
+    boot_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    enqueue_fn: Callable[[str, float | None], None] | None = None
+    publish_fn: Callable[[dict[str, Any]], None] | None = None
+    last_heartbeat: float = field(default_factory=time.time)
+
+    def enqueue(self, generation_id: str, delay: float | None = None) -> None:
+        if self.enqueue_fn is None:
+            raise RuntimeError("the job queue is not running")
+        self.enqueue_fn(generation_id, delay)
+
+    def publish(self, event: dict[str, Any]) -> None:
+        if self.publish_fn is not None:
+            self.publish_fn(event)
+
+    def touch(self) -> None:
+        """A worker is alive and working (wall-clock, for the health endpoint)."""
+        self.last_heartbeat = time.time()

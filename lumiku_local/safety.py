@@ -1,0 +1,105 @@
+"""Localhost safety (DESIGN §6): Host check against DNS rebinding, same-origin writes, a token
+when bound beyond loopback."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from .config import Settings
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+LOCAL_NAMES = {"127.0.0.1", "localhost", "::1", "[::1]"}
+TOKEN_FILE = "access-token"
+TOKEN_COOKIE = "lumiku_token"
+
+
+def ensure_access_token(settings: Settings) -> str:
+    """The token from settings, or one generated once into the data dir."""
+    if settings.access_token:
+        return settings.access_token
+    path = Path(settings.home) / TOKEN_FILE
+    if path.is_file():
+        return path.read_text(encoding="utf-8").strip()
+    token = secrets.token_urlsafe(24)
+    path.write_text(token, encoding="utf-8")
+    path.chmod(0o600)
+    return token
+
+
+def _hostname(value: str) -> str:
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value.split("]")[0] + "]"
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class SafetyMiddleware:
+    def __init__(self, app: ASGIApp, settings: Settings, token: str | None) -> None:
+        self.app = app
+        self.token = token
+        self.allowed_hosts = set(LOCAL_NAMES)
+        if not settings.is_loopback and settings.host not in ("0.0.0.0", "::"):
+            self.allowed_hosts.add(settings.host.lower())
+        self.any_host = settings.host in ("0.0.0.0", "::")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        host = _hostname(headers.get("host", ""))
+        if not self.any_host and host not in self.allowed_hosts:
+            await _refuse(send, 421, "bad_host",
+                          "This address is not allowed. Open Lumiku at http://127.0.0.1.")
+            return
+        method = scope.get("method", "GET")
+        token_ok = self.token is not None and self._has_token(scope, headers)
+        if self.token is not None and not token_ok:
+            await _refuse(send, 401, "token_required",
+                          "Lumiku is shared on the network: add ?token=… from the console.")
+            return
+        if method not in SAFE_METHODS and not token_ok and not _same_origin(headers):
+            await _refuse(send, 403, "cross_origin",
+                          "Changes must come from Lumiku's own pages.")
+            return
+        await self.app(scope, receive, send)
+
+    def _has_token(self, scope: Scope, headers: dict[str, str]) -> bool:
+        assert self.token is not None
+        candidates = [headers.get("x-lumiku-token", "")]
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            candidates.append(auth[7:])
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        candidates += query.get("token", [])
+        for part in headers.get("cookie", "").split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == TOKEN_COOKIE:
+                candidates.append(value)
+        return any(secrets.compare_digest(c, self.token) for c in candidates if c)
+
+
+def _same_origin(headers: dict[str, str]) -> bool:
+    fetch_site = headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
+    origin = headers.get("origin")
+    if origin is not None:
+        return urlsplit(origin).netloc.lower() == headers.get("host", "").lower()
+    return True  # not a browser (curl, scripts): browsers always send one of the two
+
+
+async def _refuse(send: Send, status: int, code: str, message: str) -> None:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode())],
+    })
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,152 @@
+"""Image files: content-addressed names we choose, atomic writes, thumbnails, checked paths."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import re
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from . import failpoints
+from .errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+
+THUMBNAIL_SIZE = 256
+ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+_NAME = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}(\.png|\.thumb\.webp)$")
+_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"RIFF")
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    image_file: str
+    thumbnail_file: str
+    width: int
+    height: int
+    file_size: int
+
+
+def resolve(files_dir: Path, name: str) -> Path:
+    """Map a stored name to its path; anything that is not one of our names is refused."""
+    if not _NAME.match(name):
+        raise ValueError(f"not a stored file name: {name!r}")
+    return files_dir / name
+
+
+def _write_atomically(files_dir: Path, name: str, content: bytes) -> None:
+    final = files_dir / name
+    if final.exists():  # content-addressed: the same bytes are already there
+        return
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(dir=final.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as temp:
+            temp.write(content)
+            temp.flush()
+            os.fsync(temp.fileno())
+        failpoints.hit("storage.save")
+        os.replace(temp_name, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise
+
+
+def _content_name(content: bytes, suffix: str) -> str:
+    digest = hashlib.sha256(content).hexdigest()
+    return f"{digest[:2]}/{digest}{suffix}"
+
+
+def save_png(files_dir: Path, png: bytes, image: Image.Image | None = None) -> StoredImage:
+    """Store a PNG and its thumbnail under content-addressed names, each written atomically."""
+    image = image or Image.open(io.BytesIO(png))
+    image_file = _content_name(png, ".png")
+    thumbnail = _thumbnail_bytes(image)
+    thumbnail_file = image_file.removesuffix(".png") + ".thumb.webp"
+    _write_atomically(files_dir, thumbnail_file, thumbnail)
+    _write_atomically(files_dir, image_file, png)
+    return StoredImage(image_file, thumbnail_file, image.width, image.height, len(png))
+
+
+def _thumbnail_bytes(image: Image.Image) -> bytes:
+    thumb = image.copy()
+    thumb.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+    out = io.BytesIO()
+    thumb.save(out, "WEBP", quality=82, method=2)
+    return out.getvalue()
+
+
+def decode_upload(content: bytes, max_bytes: int, max_pixels: int) -> tuple[bytes, Image.Image]:
+    """Validate an uploaded image and re-encode it as PNG (dropping metadata); raises 4xx errors."""
+    if len(content) > max_bytes:
+        raise PayloadTooLarge(
+            f"The file is {len(content) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB."
+        )
+    if not content:
+        raise InvalidInput("The file is empty. Choose a PNG, JPEG or WebP image.")
+    if not content.startswith(_MAGIC):
+        raise UnsupportedMedia("That file is not a PNG, JPEG or WebP image.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            probe = Image.open(io.BytesIO(content))
+            if probe.format not in ALLOWED_FORMATS:
+                raise UnsupportedMedia("That file is not a PNG, JPEG or WebP image.")
+            if probe.width * probe.height > max_pixels:
+                raise PayloadTooLarge(
+                    f"The image is {probe.width}×{probe.height} pixels; the limit is "
+                    f"{max_pixels / 1e6:.0f} megapixels."
+                )
+            probe.load()
+            image = ImageOps.exif_transpose(probe)
+    except (UnsupportedMedia, PayloadTooLarge):
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PayloadTooLarge("The image has too many pixels to open safely.") from None
+    except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError):
+        raise InvalidInput(
+            "The image could not be read; it may be truncated or damaged. Try another file."
+        ) from None
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info
+                              else "RGB")
+    out = io.BytesIO()
+    image.save(out, "PNG", optimize=False)
+    return out.getvalue(), image
+
+
+def remove(files_dir: Path, names: list[str]) -> None:
+    for name in names:
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            resolve(files_dir, name).unlink()
+
+
+def sweep(files_dir: Path, referenced: set[str]) -> int:
+    """Delete temp files and files no avatar row references; return how many went."""
+    removed = 0
+    if not files_dir.is_dir():
+        return 0
+    for path in files_dir.glob("*/*"):
+        name = path.relative_to(files_dir).as_posix()
+        if path.suffix == ".tmp" or (_NAME.match(name) and name not in referenced):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+    return removed
+
+
+def remove_unreferenced(files_dir: Path, stored: StoredImage) -> None:
+    """Remove a stored image and thumbnail unless a live avatar row still uses them."""
+    from .models import Avatar  # storage stays importable without the schema
+
+    in_use = Avatar.select().where(
+        (Avatar.image_file == stored.image_file) & Avatar.deleted_at.is_null()
+    ).exists()
+    if not in_use:
+        remove(files_dir, [stored.image_file, stored.thumbnail_file])

@@ -18,8 +18,8 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
 from . import __version__, generations, migrations, storage
-from .api import admin, avatars, credits, events, generations as generation_routes
-from .api import health, models, projects
+from .api import admin, avatars, credits, events, health, models, projects
+from .api import generations as generation_routes
 from .config import Settings
 from .db import connection, open_database
 from .errors import LumikuError
@@ -51,8 +51,13 @@ def _lumiku_error(_: Request, exc: LumikuError) -> Response[dict[str, Any]]:
 
 
 HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
 }
 
 
@@ -61,12 +66,19 @@ def _http_error(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
     message = exc.detail
     if status == 404 and message in ("Not Found", ""):
         message = "There is nothing at this address."
+    if status == 400:
+        if "multipart" in message:
+            message = "Attach an image in the form field `file` (PNG, JPEG or WebP)."
+        elif message.startswith("JSON is malformed"):
+            message = f"The request body is not valid JSON ({message})."
+        return _error(400, "invalid_input", message)
     if status == 413:
         message = "The request is too large. Images may be up to the configured upload limit."
     if isinstance(exc, ValidationException):
         problems = [
             f"{item.get('key', 'body')}: {item.get('message')}"
-            for item in (exc.extra or []) if isinstance(item, dict)
+            for item in (exc.extra or [])
+            if isinstance(item, dict)
         ]
         message = "The request is not valid" + (": " + "; ".join(problems) if problems else ".")
         return _error(400, "invalid_input", message)
@@ -75,8 +87,11 @@ def _http_error(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
 
 def _internal_error(_: Request, exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error", exc_info=exc)
-    return _error(500, "internal_error",
-                  "Something went wrong inside Lumiku. It has been logged; please try again.")
+    return _error(
+        500,
+        "internal_error",
+        "Something went wrong inside Lumiku. It has been logged; please try again.",
+    )
 
 
 @get("/", include_in_schema=False)
@@ -123,8 +138,9 @@ def create_app(settings: Settings) -> Litestar:
             await asyncio.to_thread(job_queue.stop)
 
     token = None if settings.is_loopback else ensure_access_token(settings)
-    static = create_static_files_router(path="/assets", directories=[assets_dir()],
-                                        include_in_schema=False)
+    static = create_static_files_router(
+        path="/assets", directories=[assets_dir()], include_in_schema=False
+    )
     openapi = OpenAPIConfig(
         title="Lumiku Local",
         version=__version__,

@@ -31,17 +31,28 @@ def upload(runtime: Runtime, project_id: str, content: bytes, name: str | None) 
     name = (name or "").strip() or "Uploaded photo"
     if len(name) > MAX_NAME:
         raise InvalidInput(f"Keep the avatar name under {MAX_NAME} characters.")
-    png, image = storage.decode_upload(content, settings.max_upload_bytes, settings.max_image_pixels)
+    png, image = storage.decode_upload(
+        content, settings.max_upload_bytes, settings.max_image_pixels
+    )
     stored = storage.save_png(settings.files_dir, png, image)
     with write_transaction():
         project = live_project(project_id)
         avatar = Avatar.create(
-            user=runtime.user_id, project=project, name=name, source="upload",
-            image_file=stored.image_file, thumbnail_file=stored.thumbnail_file,
-            width=stored.width, height=stored.height, file_size=stored.file_size,
+            user=runtime.user_id,
+            project=project,
+            name=name,
+            source="upload",
+            image_file=stored.image_file,
+            thumbnail_file=stored.thumbnail_file,
+            width=stored.width,
+            height=stored.height,
+            file_size=stored.file_size,
         )
         AvatarUsageHistory.create(
-            user=runtime.user_id, project=project, avatar=avatar, action="upload",
+            user=runtime.user_id,
+            project=project,
+            avatar=avatar,
+            action="upload",
             details={"bytes": len(content)},
         )
         AvatarProject.update(updated_at=utcnow()).where(AvatarProject.id == project.id).execute()
@@ -64,6 +75,9 @@ def delete(runtime: Runtime, avatar_id: str) -> None:
         avatar.deleted_at = utcnow()
         avatar.save(only=[Avatar.deleted_at])
         AvatarUsageHistory.create(
-            user=avatar.user_id, project=avatar.project_id, avatar=avatar, action="delete",
+            user=avatar.user_id,
+            project=avatar.project_id,
+            avatar=avatar,
+            action="delete",
         )
     storage.remove_unreferenced(runtime.settings.files_dir, avatar_files(avatar))

@@ -24,8 +24,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lumiku {__version__}")
     commands = parser.add_subparsers(dest="command")
-    for name, help_text in (("serve", "start the studio (the default)"),
-                            ("doctor", "check the data folder, database, queue and credits")):
+    for name, help_text in (
+        ("serve", "start the studio (the default)"),
+        ("doctor", "check the data folder, database, queue and credits"),
+    ):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("--home", help="data folder (default: your user data folder)")
         if name == "serve":
@@ -101,12 +103,15 @@ def _url(settings: Settings, port: int) -> str:
 
 
 def _health_status(url: str, timeout: float = 0.5) -> str | None:
-    with contextlib.suppress(Exception):
+    try:
         with urllib.request.urlopen(f"{url}/health", timeout=timeout) as response:
             return json.loads(response.read()).get("status")
-    with contextlib.suppress(Exception):  # 503 degraded still means it is Lumiku
-        urllib.request.urlopen(f"{url}/health", timeout=timeout)
-    return None
+    except urllib.error.HTTPError as exc:  # 503 degraded still means it is Lumiku
+        with contextlib.suppress(Exception):
+            return json.loads(exc.read()).get("status")
+        return None
+    except (OSError, ValueError):
+        return None
 
 
 def _announce_when_ready(url: str, open_browser: bool, token: str | None) -> None:
@@ -143,8 +148,11 @@ def serve(settings: Settings) -> int:
             if settings.open_browser:
                 webbrowser.open(url)
             return 0
-        print(f"lumiku: cannot listen on {settings.host}:{settings.port} ({exc.strerror}). "
-              "Another program uses that port: choose another with --port.", file=sys.stderr)
+        print(
+            f"lumiku: cannot listen on {settings.host}:{settings.port} ({exc.strerror}). "
+            "Another program uses that port: choose another with --port.",
+            file=sys.stderr,
+        )
         return 1
     port = sock.getsockname()[1]
     token = None

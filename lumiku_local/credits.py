@@ -13,15 +13,22 @@ def balance(user_id: int) -> int:
 
 
 def _append(
-    user_id: int, kind: str, amount: int, description: str,
+    user_id: int,
+    kind: str,
+    amount: int,
+    description: str,
     generation: AvatarGeneration | None = None,
 ) -> CreditLedger:
     """Add one entry and move the cached balance with it. Call inside a write transaction."""
     User.update(credit_balance=User.credit_balance + amount).where(User.id == user_id).execute()
     balance_after = balance(user_id)
     return CreditLedger.create(
-        user=user_id, kind=kind, amount=amount, balance_after=balance_after,
-        description=description, generation=generation,
+        user=user_id,
+        kind=kind,
+        amount=amount,
+        balance_after=balance_after,
+        description=description,
+        generation=generation,
     )
 
 
@@ -40,9 +47,11 @@ def refund(generation: AvatarGeneration, amount: int, description: str) -> bool:
     """Refund part of a generation once; a second refund for it is refused by the unique index."""
     if amount <= 0:
         return False
-    already = CreditLedger.select().where(
-        (CreditLedger.generation == generation.id) & (CreditLedger.kind == "refund")
-    ).exists()
+    already = (
+        CreditLedger.select()
+        .where((CreditLedger.generation == generation.id) & (CreditLedger.kind == "refund"))
+        .exists()
+    )
     if already:
         return False
     _append(generation.user_id, "refund", amount, description, generation)

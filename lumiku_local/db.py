@@ -54,6 +54,9 @@ def iso(moment: dt.datetime | None) -> str | None:
         return None
     if isinstance(moment, str):  # a value read back by raw SQL
         moment = dt.datetime.fromisoformat(moment)
-    return moment.replace(microsecond=(moment.microsecond // 1000) * 1000).isoformat(
-        timespec="milliseconds"
-    ) + "Z"
+    return (
+        moment.replace(microsecond=(moment.microsecond // 1000) * 1000).isoformat(
+            timespec="milliseconds"
+        )
+        + "Z"
+    )

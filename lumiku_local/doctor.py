@@ -28,29 +28,40 @@ def ledger_problems() -> list[str]:
     """Every way the books can be wrong; empty when balance, debits, refunds and rows agree."""
     problems = []
     for user in User.select():
-        total = CreditLedger.select(fn.COALESCE(fn.SUM(CreditLedger.amount), 0)).where(
-            CreditLedger.user == user.id).scalar()
+        total = (
+            CreditLedger.select(fn.COALESCE(fn.SUM(CreditLedger.amount), 0))
+            .where(CreditLedger.user == user.id)
+            .scalar()
+        )
         if total != user.credit_balance:
             problems.append(f"user {user.id}: balance {user.credit_balance} != ledger sum {total}")
     sums = {
-        (gid, kind): amount for gid, kind, amount in CreditLedger.select(
+        (gid, kind): amount
+        for gid, kind, amount in CreditLedger.select(
             CreditLedger.generation, CreditLedger.kind, fn.SUM(CreditLedger.amount)
-        ).where(CreditLedger.generation.is_null(False))
-        .group_by(CreditLedger.generation, CreditLedger.kind).tuples()
+        )
+        .where(CreditLedger.generation.is_null(False))
+        .group_by(CreditLedger.generation, CreditLedger.kind)
+        .tuples()
     }
     delivered = dict(
         Avatar.select(Avatar.generation, fn.COUNT(fn.DISTINCT(Avatar.variation_key)))
-        .where(Avatar.generation.is_null(False)).group_by(Avatar.generation).tuples()
+        .where(Avatar.generation.is_null(False))
+        .group_by(Avatar.generation)
+        .tuples()
     )
     rows = dict(
         Avatar.select(Avatar.generation, fn.COUNT(Avatar.id))
-        .where(Avatar.generation.is_null(False)).group_by(Avatar.generation).tuples()
+        .where(Avatar.generation.is_null(False))
+        .group_by(Avatar.generation)
+        .tuples()
     )
     for gen in AvatarGeneration.select():
         charged = gen.credit_cost * gen.count
         if -sums.get((gen.id, "debit"), 0) != charged:
-            problems.append(f"generation {gen.id}: debit {-sums.get((gen.id, 'debit'), 0)} "
-                            f"!= {charged}")
+            problems.append(
+                f"generation {gen.id}: debit {-sums.get((gen.id, 'debit'), 0)} != {charged}"
+            )
         made = delivered.get(gen.id, 0)
         if rows.get(gen.id, 0) != made:
             problems.append(f"generation {gen.id}: duplicate variation keys")
@@ -60,11 +71,14 @@ def ledger_problems() -> list[str]:
             expected = gen.credit_cost * (gen.count - made)
             refunded = sums.get((gen.id, "refund"), 0)
             if refunded != expected:
-                problems.append(f"generation {gen.id} ({gen.status}): refund {refunded} "
-                                f"!= {expected}")
+                problems.append(
+                    f"generation {gen.id} ({gen.status}): refund {refunded} != {expected}"
+                )
             if gen.count_completed != made:
-                problems.append(f"generation {gen.id}: countCompleted {gen.count_completed} "
-                                f"!= {made} avatar rows")
+                problems.append(
+                    f"generation {gen.id}: countCompleted {gen.count_completed} "
+                    f"!= {made} avatar rows"
+                )
         elif (gen.id, "refund") in sums:
             problems.append(f"generation {gen.id}: refunded while still {gen.status}")
     return problems
@@ -105,6 +119,7 @@ def run_checks(settings: Settings) -> list[Check]:
         open_database(settings.database_path)
         with connection():
             from .db import database as db
+
             result = db.execute_sql("PRAGMA quick_check").fetchone()[0]
             applied = {m.name for m in Migration.select()}
         todo = [m.__name__ for m in MIGRATIONS if m.__name__ not in applied]
@@ -118,12 +133,15 @@ def run_checks(settings: Settings) -> list[Check]:
         return checks
 
     with connection():
+
         def catalog() -> tuple[bool, str]:
             models = list(AIModel.select().where(AIModel.enabled == True))  # noqa: E712
             installed = [m for m in models if is_installed(m)]
             if not installed:
-                return False, (f"{len(models)} enabled models, none installed; restart Lumiku "
-                               "to restore the catalog or enable the Instant model")
+                return False, (
+                    f"{len(models)} enabled models, none installed; restart Lumiku "
+                    "to restore the catalog or enable the Instant model"
+                )
             return True, f"{len(models)} enabled models, {len(installed)} installed"
 
         def queue() -> tuple[bool, str]:
@@ -135,10 +153,15 @@ def run_checks(settings: Settings) -> list[Check]:
                 scheduled = conn.execute("select count(*) from schedule").fetchone()[0]
             finally:
                 conn.close()
-            unfinished = AvatarGeneration.select().where(
-                AvatarGeneration.status.in_(("pending", "processing"))).count()
-            return True, (f"{tasks} queued, {scheduled} scheduled; {unfinished} unfinished "
-                          "generations (resumed at start)")
+            unfinished = (
+                AvatarGeneration.select()
+                .where(AvatarGeneration.status.in_(("pending", "processing")))
+                .count()
+            )
+            return True, (
+                f"{tasks} queued, {scheduled} scheduled; {unfinished} unfinished "
+                "generations (resumed at start)"
+            )
 
         def ledger() -> tuple[bool, str]:
             problems = ledger_problems()

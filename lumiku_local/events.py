@@ -7,6 +7,7 @@ would put a broker behind the same two methods.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
 from collections.abc import AsyncIterator
@@ -32,10 +33,8 @@ class EventBus:
             return
         with self._lock:
             event_id = next(self._ids)
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop closed while we were publishing
             loop.call_soon_threadsafe(self._fan_out, event_id, event)
-        except RuntimeError:  # the loop closed while we were publishing
-            pass
 
     def _fan_out(self, event_id: int, event: dict[str, Any]) -> None:
         for queue in list(self._subscribers):
@@ -47,7 +46,9 @@ class EventBus:
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
-    async def subscribe(self, keepalive: float = 15.0) -> AsyncIterator[tuple[int, dict[str, Any]] | None]:
+    async def subscribe(
+        self, keepalive: float = 15.0
+    ) -> AsyncIterator[tuple[int, dict[str, Any]] | None]:
         """Yield (id, event) pairs, or None every `keepalive` seconds of silence."""
         queue: asyncio.Queue[tuple[int, dict[str, Any]]] = asyncio.Queue(MAX_BACKLOG)
         self._subscribers.add(queue)

@@ -178,11 +178,16 @@ def submit(
             retried_from=retried_from,
         )
         balance = credits.debit(
-            runtime.user_id, generation, total,
+            runtime.user_id,
+            generation,
+            total,
             f"{request.count} × {model.name} ({model.credit_cost} each)",
         )
         AvatarUsageHistory.create(
-            user=runtime.user_id, project=project, generation=generation, action="generate",
+            user=runtime.user_id,
+            project=project,
+            generation=generation,
+            action="generate",
             details={"modelKey": model.key, "count": request.count, "credits": total},
         )
         AvatarProject.update(updated_at=utcnow()).where(AvatarProject.id == project.id).execute()
@@ -232,8 +237,12 @@ def finish(
         now = utcnow()
         changed = (
             AvatarGeneration.update(
-                status=status, completed_at=now, updated_at=now, error_message=error_message,
-                claim_token=None, next_attempt_at=None,
+                status=status,
+                completed_at=now,
+                updated_at=now,
+                error_message=error_message,
+                claim_token=None,
+                next_attempt_at=None,
             )
             .where(condition)
             .execute()
@@ -260,7 +269,9 @@ def cancel(runtime: Runtime, generation_id: str) -> AvatarGeneration:
     generation = get_generation(generation_id)
     if generation.status in TERMINAL_STATUSES:
         raise Conflict(f"This generation has already {generation.status}; nothing to cancel.")
-    if not finish(runtime, generation_id, "canceled", "Canceled. Undelivered images were refunded."):
+    if not finish(
+        runtime, generation_id, "canceled", "Canceled. Undelivered images were refunded."
+    ):
         raise Conflict("This generation finished before it could be canceled.")
     return get_generation(generation_id)
 
@@ -289,9 +300,14 @@ def claim(runtime: Runtime, generation_id: str) -> str | None:
         )
         changed = (
             AvatarGeneration.update(
-                status="processing", boot_id=runtime.boot_id, claim_token=token,
-                heartbeat_at=now, started_at=generation.started_at or now,
-                deadline_at=deadline_at, updated_at=now, next_attempt_at=None,
+                status="processing",
+                boot_id=runtime.boot_id,
+                claim_token=token,
+                heartbeat_at=now,
+                started_at=generation.started_at or now,
+                deadline_at=deadline_at,
+                updated_at=now,
+                next_attempt_at=None,
             )
             .where((AvatarGeneration.id == generation_id) & claimable)
             .execute()
@@ -324,7 +340,7 @@ class _Worker:
         )
 
     def cancelled(self) -> bool:
-        """Checked by the engine between images and steps: canceled, taken over, or past deadline."""
+        """Checked by the engine between images and steps: canceled, taken over, past deadline."""
         self.heartbeat()
         if utcnow() >= self.generation.deadline_at:
             self.timed_out = True
@@ -393,8 +409,10 @@ class _Worker:
             generation.count_completed = self.delivered
             generation.progress = self.delivered / generation.count
             AvatarGeneration.update(
-                count_completed=self.delivered, progress=generation.progress,
-                heartbeat_at=utcnow(), updated_at=utcnow(),
+                count_completed=self.delivered,
+                progress=generation.progress,
+                heartbeat_at=utcnow(),
+                updated_at=utcnow(),
             ).where(AvatarGeneration.id == generation.id).execute()
         self.runtime.publish(generation_event(generation))
 
@@ -402,8 +420,10 @@ class _Worker:
         generation = self.generation
         model = generation.model
         done = {
-            key for (key,) in Avatar.select(Avatar.variation_key)
-            .where(Avatar.generation == generation.id).tuples()
+            key
+            for (key,) in Avatar.select(Avatar.variation_key)
+            .where(Avatar.generation == generation.id)
+            .tuples()
         }
         base_seed = int(generation.options.get("seed", 0))
         self.pending_variations = [
@@ -451,9 +471,9 @@ class _Worker:
                 "Undelivered images were refunded; retry, or choose fewer images.",
             )
         else:
-            self._attempt_failed(RuntimeError(
-                f"the engine returned {self.delivered} of {generation.count} images"
-            ))
+            self._attempt_failed(
+                RuntimeError(f"the engine returned {self.delivered} of {generation.count} images")
+            )
 
     def _finish(self, status: str, message: str | None = None) -> None:
         finish(self.runtime, self.generation.id, status, message, claim_token=self.token)
@@ -472,15 +492,22 @@ class _Worker:
             return
         delay = self.settings.retry_backoff_seconds * 2 ** (attempts - 1)
         with write_transaction():
-            changed = AvatarGeneration.update(
-                status="pending", error_attempts=attempts, claim_token=None,
-                error_message=f"Attempt {attempts} of {max_attempts} failed: {exc}. Retrying.",
-                next_attempt_at=utcnow() + dt.timedelta(seconds=delay), updated_at=utcnow(),
-            ).where(
-                (AvatarGeneration.id == generation.id)
-                & (AvatarGeneration.claim_token == self.token)
-                & (AvatarGeneration.status == "processing")
-            ).execute()
+            changed = (
+                AvatarGeneration.update(
+                    status="pending",
+                    error_attempts=attempts,
+                    claim_token=None,
+                    error_message=f"Attempt {attempts} of {max_attempts} failed: {exc}. Retrying.",
+                    next_attempt_at=utcnow() + dt.timedelta(seconds=delay),
+                    updated_at=utcnow(),
+                )
+                .where(
+                    (AvatarGeneration.id == generation.id)
+                    & (AvatarGeneration.claim_token == self.token)
+                    & (AvatarGeneration.status == "processing")
+                )
+                .execute()
+            )
         if changed:
             self.runtime.enqueue(generation.id, delay=delay)
             self.runtime.publish(generation_event(get_generation(generation.id)))
@@ -510,8 +537,11 @@ def reconcile(runtime: Runtime, queued_ids: set[str]) -> list[str]:
     now = utcnow()
     expired = now - dt.timedelta(seconds=runtime.settings.lease_seconds)
     rows = AvatarGeneration.select(
-        AvatarGeneration.id, AvatarGeneration.status, AvatarGeneration.next_attempt_at,
-        AvatarGeneration.heartbeat_at, AvatarGeneration.boot_id,
+        AvatarGeneration.id,
+        AvatarGeneration.status,
+        AvatarGeneration.next_attempt_at,
+        AvatarGeneration.heartbeat_at,
+        AvatarGeneration.boot_id,
     ).where(AvatarGeneration.status.in_(("pending", "processing")))
     enqueued = []
     for row in rows:
@@ -519,8 +549,10 @@ def reconcile(runtime: Runtime, queued_ids: set[str]) -> list[str]:
             continue
         if row.status == "pending" and row.next_attempt_at and row.next_attempt_at > now:
             continue  # its retry is scheduled
-        if row.status == "processing" and row.boot_id == runtime.boot_id and (
-            row.heartbeat_at and row.heartbeat_at >= expired
+        if (
+            row.status == "processing"
+            and row.boot_id == runtime.boot_id
+            and (row.heartbeat_at and row.heartbeat_at >= expired)
         ):
             continue  # a live worker of this process has it
         runtime.enqueue(row.id)

@@ -59,15 +59,25 @@ def m004_seed_presets_and_personas() -> None:
     """Seed presets and persona examples, keeping any existing rows."""
     for order, (slug, name, category, prompt, style) in enumerate(catalog.PRESETS):
         AvatarPreset.insert(
-            slug=slug, name=name, category=category, prompt=prompt, style=style,
+            slug=slug,
+            name=name,
+            category=category,
+            prompt=prompt,
+            style=style,
             sort_order=order,
         ).on_conflict_ignore().execute()
     for order, (slug, name, persona, age, personality, background, prompt) in enumerate(
         catalog.PERSONA_EXAMPLES
     ):
         PersonaExample.insert(
-            slug=slug, name=name, persona_name=persona, age=age, personality=personality,
-            background=background, prompt=prompt, sort_order=order,
+            slug=slug,
+            name=name,
+            persona_name=persona,
+            age=age,
+            personality=personality,
+            background=background,
+            prompt=prompt,
+            sort_order=order,
         ).on_conflict_ignore().execute()
 
 

@@ -7,7 +7,7 @@ from peewee import JOIN, fn
 from . import generations, storage
 from .db import utcnow, write_transaction
 from .errors import InvalidInput
-from .models import Avatar, AvatarGeneration, AvatarProject, UNFINISHED_STATUSES
+from .models import UNFINISHED_STATUSES, Avatar, AvatarGeneration, AvatarProject
 from .runtime import Runtime
 
 MAX_NAME = 120
@@ -45,9 +45,11 @@ def list_live(runtime: Runtime) -> list[tuple[AvatarProject, int]]:
     avatar_count = fn.COUNT(Avatar.id).alias("avatar_count")
     query = (
         AvatarProject.select(AvatarProject, avatar_count)
-        .join(Avatar, JOIN.LEFT_OUTER, on=(
-            (Avatar.project == AvatarProject.id) & Avatar.deleted_at.is_null()
-        ))
+        .join(
+            Avatar,
+            JOIN.LEFT_OUTER,
+            on=((Avatar.project == AvatarProject.id) & Avatar.deleted_at.is_null()),
+        )
         .where(AvatarProject.deleted_at.is_null() & (AvatarProject.user == runtime.user_id))
         .group_by(AvatarProject.id)
         .order_by(AvatarProject.updated_at.desc())
@@ -67,14 +69,17 @@ def delete(runtime: Runtime, project_id: str) -> None:
     """Soft-delete the project, finish its unfinished generations with refunds, remove files."""
     project = generations.live_project(project_id)
     unfinished = [
-        generation.id for generation in AvatarGeneration.select(AvatarGeneration.id).where(
+        generation.id
+        for generation in AvatarGeneration.select(AvatarGeneration.id).where(
             (AvatarGeneration.project == project.id)
             & AvatarGeneration.status.in_(UNFINISHED_STATUSES)
         )
     ]
     for generation_id in unfinished:
         generations.finish(
-            runtime, generation_id, "canceled",
+            runtime,
+            generation_id,
+            "canceled",
             "Canceled because its project was deleted. Undelivered images were refunded.",
         )
     now = utcnow()

@@ -87,6 +87,7 @@ class JobQueue:
             storage_class=WakingSqliteStorage,
             filename=str(settings.queue_path),
             wake_timeout=settings.wake_timeout_seconds,
+            create_tables=False,  # created at start(), when the data dir exists
         )
         self.storage: WakingSqliteStorage = self.huey.storage
 
@@ -124,6 +125,7 @@ class JobQueue:
     # -- consumer side
 
     def start(self) -> None:
+        self.storage.initialize_schema()
         self.consumer = EmbeddedConsumer(
             self.huey,
             workers=self.settings.workers,
@@ -175,11 +177,15 @@ class JobQueue:
         now = time.time()
         for _, thread in consumer.worker_threads:
             if not thread.is_alive() and thread.name not in self.dead_since:
-                log.error("worker %s died; restarting it in %ss", thread.name,
-                          self.settings.worker_restart_seconds)
+                log.error(
+                    "worker %s died; restarting it in %ss",
+                    thread.name,
+                    self.settings.worker_restart_seconds,
+                )
                 self.dead_since[thread.name] = now
         restart_due = [
-            name for name, since in self.dead_since.items()
+            name
+            for name, since in self.dead_since.items()
             if now - since >= self.settings.worker_restart_seconds
         ]
         if restart_due and not self._stop.is_set():

@@ -54,18 +54,25 @@ class SafetyMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         host = _hostname(headers.get("host", ""))
         if not self.any_host and host not in self.allowed_hosts:
-            await _refuse(send, 421, "bad_host",
-                          "This address is not allowed. Open Lumiku at http://127.0.0.1.")
+            await _refuse(
+                send,
+                421,
+                "bad_host",
+                "This address is not allowed. Open Lumiku at http://127.0.0.1.",
+            )
             return
         method = scope.get("method", "GET")
         token_ok = self.token is not None and self._has_token(scope, headers)
         if self.token is not None and not token_ok:
-            await _refuse(send, 401, "token_required",
-                          "Lumiku is shared on the network: add ?token=… from the console.")
+            await _refuse(
+                send,
+                401,
+                "token_required",
+                "Lumiku is shared on the network: add ?token=… from the console.",
+            )
             return
         if method not in SAFE_METHODS and not token_ok and not _same_origin(headers):
-            await _refuse(send, 403, "cross_origin",
-                          "Changes must come from Lumiku's own pages.")
+            await _refuse(send, 403, "cross_origin", "Changes must come from Lumiku's own pages.")
             return
         await self.app(scope, receive, send)
 
@@ -96,10 +103,14 @@ def _same_origin(headers: dict[str, str]) -> bool:
 
 async def _refuse(send: Send, status: int, code: str, message: str) -> None:
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

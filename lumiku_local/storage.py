@@ -114,8 +114,9 @@ def decode_upload(content: bytes, max_bytes: int, max_pixels: int) -> tuple[byte
             "The image could not be read; it may be truncated or damaged. Try another file."
         ) from None
     if image.mode not in ("RGB", "RGBA"):
-        image = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info
-                              else "RGB")
+        image = image.convert(
+            "RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB"
+        )
     out = io.BytesIO()
     image.save(out, "PNG", optimize=False)
     return out.getvalue(), image
@@ -145,8 +146,10 @@ def remove_unreferenced(files_dir: Path, stored: StoredImage) -> None:
     """Remove a stored image and thumbnail unless a live avatar row still uses them."""
     from .models import Avatar  # storage stays importable without the schema
 
-    in_use = Avatar.select().where(
-        (Avatar.image_file == stored.image_file) & Avatar.deleted_at.is_null()
-    ).exists()
+    in_use = (
+        Avatar.select()
+        .where((Avatar.image_file == stored.image_file) & Avatar.deleted_at.is_null())
+        .exists()
+    )
     if not in_use:
         remove(files_dir, [stored.image_file, stored.thumbnail_file])

@@ -8,13 +8,14 @@ from typing import Any
 import msgspec
 from litestar import get, patch
 from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody
 from peewee import fn
 
 from ..db import iso, utcnow
 from ..errors import InvalidInput, NotFound
 from ..generations import counts_by_status
 from ..models import AIModel, AvatarGeneration, CreditLedger
-from . import shapes
+from . import blocking, shapes
 
 
 class ModelPatch(msgspec.Struct, rename="camel", kw_only=True):
@@ -23,7 +24,8 @@ class ModelPatch(msgspec.Struct, rename="camel", kw_only=True):
     deadline_seconds: float | None = None
 
 
-@get("/api/admin/queue", sync_to_thread=True, tags=["admin"])
+@get("/api/admin/queue", tags=["admin"])
+@blocking
 def queue(state: State) -> dict[str, Any]:
     now = utcnow()
     counts = counts_by_status()
@@ -34,23 +36,30 @@ def queue(state: State) -> dict[str, Any]:
         .order_by(finished.desc())
         .limit(20)
     )
-    refunded = CreditLedger.select(fn.COALESCE(fn.SUM(CreditLedger.amount), 0)).where(
-        CreditLedger.kind == "refund"
-    ).scalar()
+    refunded = (
+        CreditLedger.select(fn.COALESCE(fn.SUM(CreditLedger.amount), 0))
+        .where(CreditLedger.kind == "refund")
+        .scalar()
+    )
     return {
         "pending": counts.get("pending", 0),
         "processing": counts.get("processing", 0),
-        "completedLast24h": AvatarGeneration.select().where(
+        "completedLast24h": AvatarGeneration.select()
+        .where(
             (AvatarGeneration.status == "completed") & (finished >= now - dt.timedelta(hours=24))
-        ).count(),
-        "failedLast7d": AvatarGeneration.select().where(
-            (AvatarGeneration.status == "failed") & (finished >= now - dt.timedelta(days=7))
-        ).count(),
+        )
+        .count(),
+        "failedLast7d": AvatarGeneration.select()
+        .where((AvatarGeneration.status == "failed") & (finished >= now - dt.timedelta(days=7)))
+        .count(),
         "canceled": counts.get("canceled", 0),
         "creditsRefunded": int(refunded or 0),
         "queuedTasks": state.job_queue.queue_length(),
-        "lastReconciledAt": iso(dt.datetime.fromtimestamp(state.job_queue.reconciled_at, dt.UTC)
-                                .replace(tzinfo=None)) if state.job_queue.reconciled_at else None,
+        "lastReconciledAt": iso(
+            dt.datetime.fromtimestamp(state.job_queue.reconciled_at, dt.UTC).replace(tzinfo=None)
+        )
+        if state.job_queue.reconciled_at
+        else None,
         "lastFailures": [
             {
                 "id": row.id,
@@ -64,8 +73,9 @@ def queue(state: State) -> dict[str, Any]:
     }
 
 
-@patch("/api/admin/models/{key:str}", sync_to_thread=True, tags=["admin"])
-def update_model(key: str, data: ModelPatch) -> dict[str, Any]:
+@patch("/api/admin/models/{key:str}", tags=["admin"])
+@blocking
+def update_model(key: FromPath[str], data: JSONBody[ModelPatch]) -> dict[str, Any]:
     """Enable or disable a model, or change its cost or deadline; seeding never undoes this."""
     model = AIModel.get_or_none(AIModel.key == key)
     if model is None:

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import get
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from ..models import CreditLedger, User
-from . import shapes
+from . import blocking, shapes
 
 
-@get("/api/me", sync_to_thread=True, tags=["credits"])
+@get("/api/me", tags=["credits"])
+@blocking
 def me(state: State) -> dict[str, Any]:
     user = User.get_by_id(state.runtime.user_id)
     return {"id": user.id, "name": user.name, "creditBalance": user.credit_balance}
 
 
-@get("/api/credits/history", sync_to_thread=True, tags=["credits"])
+@get("/api/credits/history", tags=["credits"])
+@blocking
 def history(
     state: State,
-    page: int = Parameter(default=1, ge=1),
-    page_size: int = Parameter(query="pageSize", default=50, ge=1, le=200),
+    page: Annotated[int, QueryParameter(ge=1)] = 1,
+    page_size: Annotated[int, QueryParameter(name="pageSize", ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     """Ledger entries, newest first."""
     query = CreditLedger.select().where(CreditLedger.user == state.runtime.user_id)

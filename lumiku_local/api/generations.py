@@ -4,31 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import post, get
+from litestar import get, post
 from litestar.datastructures import State
+from litestar.params import FromPath
 
 from .. import generations
-from . import shapes
+from . import blocking, shapes
 
 API = shapes.API
 
 
-@get(f"{API}/generations/{{generation_id:str}}", sync_to_thread=True, tags=["generations"])
-def get_generation(generation_id: str) -> dict[str, Any]:
+@get(f"{API}/generations/{{generation_id:str}}", tags=["generations"])
+@blocking
+def get_generation(generation_id: FromPath[str]) -> dict[str, Any]:
     return {"generation": shapes.generation(generations.get_generation(generation_id))}
 
 
-@post(f"{API}/generations/{{generation_id:str}}/cancel", sync_to_thread=True,
-      tags=["generations"], status_code=200)
-def cancel_generation(state: State, generation_id: str) -> dict[str, Any]:
+@post(f"{API}/generations/{{generation_id:str}}/cancel", tags=["generations"], status_code=200)
+@blocking
+def cancel_generation(state: State, generation_id: FromPath[str]) -> dict[str, Any]:
     """Stop a pending or running generation; undelivered images are refunded."""
     generation = generations.cancel(state.runtime, generation_id)
     return {"generation": shapes.generation(generation)}
 
 
-@post(f"{API}/generations/{{generation_id:str}}/retry", sync_to_thread=True,
-      tags=["generations"], status_code=202)
-def retry_generation(state: State, generation_id: str) -> dict[str, Any]:
+@post(f"{API}/generations/{{generation_id:str}}/retry", tags=["generations"], status_code=202)
+@blocking
+def retry_generation(state: State, generation_id: FromPath[str]) -> dict[str, Any]:
     """A new generation with the same request (new seeds); the old one stays as it was."""
     generation, balance = generations.retry(state.runtime, generation_id)
     return {

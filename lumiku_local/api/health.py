@@ -10,6 +10,7 @@ from litestar.datastructures import State
 
 from ..generations import counts_by_status, is_installed
 from ..models import AIModel
+from . import blocking
 
 
 def _problems(state: State) -> list[str]:
@@ -21,7 +22,8 @@ def _problems(state: State) -> list[str]:
     return problems
 
 
-@get("/health", sync_to_thread=True, tags=["health"])
+@get("/health", tags=["health"])
+@blocking
 def health(state: State) -> Response[dict[str, Any]]:
     """200 when the worker is alive and a model is available, else 503 with the problems."""
     problems = _problems(state)
@@ -30,7 +32,8 @@ def health(state: State) -> Response[dict[str, Any]]:
     return Response({"status": "ok"}, status_code=200)
 
 
-@get("/api/health/workers", sync_to_thread=True, tags=["health"])
+@get("/api/health/workers", tags=["health"])
+@blocking
 def workers(state: State) -> dict[str, Any]:
     worker = state.job_queue.health()
     beats = [b for b in (worker.last_heartbeat, state.runtime.last_heartbeat) if b]
@@ -40,7 +43,8 @@ def workers(state: State) -> dict[str, Any]:
         "avatar-generator": {
             "status": "online" if worker.alive else "offline",
             "lastHeartbeat": last.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            if last else None,
+            if last
+            else None,
             "queueLength": counts.get("pending", 0),
             "processingCount": counts.get("processing", 0),
             "workers": worker.workers,
@@ -50,7 +54,8 @@ def workers(state: State) -> dict[str, Any]:
     }
 
 
-@get("/api/apps/avatar-creator/health/models", sync_to_thread=True, tags=["health"])
+@get("/api/apps/avatar-creator/health/models", tags=["health"])
+@blocking
 def models_health() -> Response[dict[str, Any]]:
     models = list(AIModel.select().where(AIModel.enabled == True))  # noqa: E712
     installed = sum(1 for model in models if is_installed(model))

@@ -7,14 +7,14 @@ from typing import Any
 from litestar import get
 
 from ..errors import ServiceUnavailable
-
 from ..models import AIModel, AvatarPreset, PersonaExample
-from . import shapes
+from . import blocking, shapes
 
 API = shapes.API
 
 
-@get(f"{API}/models", sync_to_thread=True, tags=["catalog"])
+@get(f"{API}/models", tags=["catalog"])
+@blocking
 def list_models() -> dict[str, Any]:
     models = list(AIModel.select().order_by(AIModel.sort_order, AIModel.key))
     if not models:
@@ -25,13 +25,15 @@ def list_models() -> dict[str, Any]:
     return {"models": [shapes.ai_model(model) for model in models]}
 
 
-@get(f"{API}/presets", sync_to_thread=True, tags=["catalog"])
+@get(f"{API}/presets", tags=["catalog"])
+@blocking
 def list_presets() -> dict[str, Any]:
     presets = AvatarPreset.select().order_by(AvatarPreset.sort_order)
     return {"presets": [shapes.preset(preset) for preset in presets]}
 
 
-@get(f"{API}/persona-examples", sync_to_thread=True, tags=["catalog"])
+@get(f"{API}/persona-examples", tags=["catalog"])
+@blocking
 def list_persona_examples() -> dict[str, Any]:
     examples = PersonaExample.select().order_by(PersonaExample.sort_order)
     return {"personaExamples": [shapes.persona_example(example) for example in examples]}

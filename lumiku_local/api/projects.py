@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
+import anyio.to_thread
 import msgspec
 from litestar import delete, get, patch, post
-from litestar.concurrency import sync_to_thread
 from litestar.datastructures import State, UploadFile
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import FromPath, JSONBody, MultipartBody
 
 from .. import avatars, generations, projects
 from ..errors import InvalidInput
 from ..models import AvatarGeneration
-from . import shapes
+from . import blocking, shapes
 
 API = shapes.API
 
@@ -48,12 +47,14 @@ class UploadForm:
     name: str | None = None
 
 
-@post(f"{API}/projects", sync_to_thread=True, tags=["projects"], status_code=201)
-def create_project(state: State, data: ProjectBody) -> dict[str, Any]:
+@post(f"{API}/projects", tags=["projects"], status_code=201)
+@blocking
+def create_project(state: State, data: JSONBody[ProjectBody]) -> dict[str, Any]:
     return shapes.project(projects.create(state.runtime, data.name, data.description), 0)
 
 
-@get(f"{API}/projects", sync_to_thread=True, tags=["projects"])
+@get(f"{API}/projects", tags=["projects"])
+@blocking
 def list_projects(state: State) -> dict[str, Any]:
     return {
         "projects": [
@@ -62,8 +63,9 @@ def list_projects(state: State) -> dict[str, Any]:
     }
 
 
-@get(f"{API}/projects/{{project_id:str}}", sync_to_thread=True, tags=["projects"])
-def get_project(project_id: str) -> dict[str, Any]:
+@get(f"{API}/projects/{{project_id:str}}", tags=["projects"])
+@blocking
+def get_project(project_id: FromPath[str]) -> dict[str, Any]:
     project = generations.live_project(project_id)
     live = projects.live_avatars(project.id)
     return {
@@ -74,13 +76,15 @@ def get_project(project_id: str) -> dict[str, Any]:
     }
 
 
-@patch(f"{API}/projects/{{project_id:str}}", sync_to_thread=True, tags=["projects"])
-def rename_project(project_id: str, data: ProjectPatch) -> dict[str, Any]:
+@patch(f"{API}/projects/{{project_id:str}}", tags=["projects"])
+@blocking
+def rename_project(project_id: FromPath[str], data: JSONBody[ProjectPatch]) -> dict[str, Any]:
     return {"project": shapes.project(projects.update(project_id, data.name, data.description))}
 
 
-@delete(f"{API}/projects/{{project_id:str}}", sync_to_thread=True, tags=["projects"])
-def delete_project(state: State, project_id: str) -> None:
+@delete(f"{API}/projects/{{project_id:str}}", tags=["projects"])
+@blocking
+def delete_project(state: State, project_id: FromPath[str]) -> None:
     """Cancels and refunds the project's unfinished generations and removes its files."""
     projects.delete(state.runtime, project_id)
 
@@ -88,20 +92,24 @@ def delete_project(state: State, project_id: str) -> None:
 @post(f"{API}/projects/{{project_id:str}}/avatars/upload", tags=["avatars"], status_code=201)
 async def upload_avatar(
     state: State,
-    project_id: str,
-    data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+    project_id: FromPath[str],
+    data: MultipartBody[UploadForm],
 ) -> dict[str, Any]:
     filename = data.file.filename or ""
     if any(mark in filename for mark in ("/", "\\", "\x00")) or filename.strip(". ") == "":
         raise InvalidInput("The file name must be a plain name, not a path.", code="bad_filename")
     content = await data.file.read()
-    avatar = await sync_to_thread(avatars.upload, state.runtime, project_id, content, data.name)
+    avatar = await anyio.to_thread.run_sync(
+        avatars.upload, state.runtime, project_id, content, data.name
+    )
     return {"avatar": shapes.avatar(avatar)}
 
 
-@post(f"{API}/projects/{{project_id:str}}/avatars/generate", sync_to_thread=True,
-      tags=["generations"], status_code=202)
-def generate(state: State, project_id: str, data: GenerateBody) -> dict[str, Any]:
+@post(f"{API}/projects/{{project_id:str}}/avatars/generate", tags=["generations"], status_code=202)
+@blocking
+def generate(
+    state: State, project_id: FromPath[str], data: JSONBody[GenerateBody]
+) -> dict[str, Any]:
     """Charge credits and queue the generation; progress arrives on /api/events."""
     request = generations.GenerateRequest(**msgspec.structs.asdict(data))
     generation, balance = generations.submit(state.runtime, project_id, request)
@@ -113,8 +121,9 @@ def generate(state: State, project_id: str, data: GenerateBody) -> dict[str, Any
     }
 
 
-@get(f"{API}/projects/{{project_id:str}}/generations", sync_to_thread=True, tags=["generations"])
-def list_generations(project_id: str) -> dict[str, Any]:
+@get(f"{API}/projects/{{project_id:str}}/generations", tags=["generations"])
+@blocking
+def list_generations(project_id: FromPath[str]) -> dict[str, Any]:
     project = generations.live_project(project_id)
     rows = (
         AvatarGeneration.select()
@@ -126,8 +135,12 @@ def list_generations(project_id: str) -> dict[str, Any]:
 
 
 routes = [
-    create_project, list_projects, get_project, rename_project, delete_project,
-    upload_avatar, generate, list_generations,
+    create_project,
+    list_projects,
+    get_project,
+    rename_project,
+    delete_project,
+    upload_avatar,
+    generate,
+    list_generations,
 ]
-
-

@@ -6,8 +6,15 @@ from typing import Any
 
 from .. import generations
 from ..db import iso
-from ..models import AIModel, Avatar, AvatarGeneration, AvatarPreset, AvatarProject, CreditLedger
-from ..models import PersonaExample
+from ..models import (
+    AIModel,
+    Avatar,
+    AvatarGeneration,
+    AvatarPreset,
+    AvatarProject,
+    CreditLedger,
+    PersonaExample,
+)
 
 API = "/api/apps/avatar-creator"
 
@@ -49,7 +56,8 @@ def project(row: AvatarProject, avatar_count: int | None = None) -> dict[str, An
 def generation(row: AvatarGeneration, with_avatars: bool = True) -> dict[str, Any]:
     charged = row.credit_cost * row.count
     refunded = sum(
-        entry.amount for entry in CreditLedger.select(CreditLedger.amount).where(
+        entry.amount
+        for entry in CreditLedger.select(CreditLedger.amount).where(
             (CreditLedger.generation == row.id) & (CreditLedger.kind == "refund")
         )
     )
@@ -72,9 +80,10 @@ def generation(row: AvatarGeneration, with_avatars: bool = True) -> dict[str, An
     del shape["type"]
     if with_avatars:
         shape["avatars"] = [
-            avatar(item) for item in Avatar.select().where(
-                (Avatar.generation == row.id) & Avatar.deleted_at.is_null()
-            ).order_by(Avatar.variation_key)
+            avatar(item)
+            for item in Avatar.select()
+            .where((Avatar.generation == row.id) & Avatar.deleted_at.is_null())
+            .order_by(Avatar.variation_key)
         ]
     return shape
 

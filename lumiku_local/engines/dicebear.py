@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import threading
 from importlib import resources
 from typing import Any
 
 from .. import failpoints
-from .base import EngineJob, OnImage, OnProgress, Cancelled, PermanentEngineError
+from .base import Cancelled, EngineJob, OnImage, OnProgress, PermanentEngineError
 
 BACKGROUNDS = ["b6e3f4", "c0aede", "d1d4f9", "ffd5dc", "ffdfbf"]
 
@@ -37,16 +38,15 @@ class DiceBearEngine:
             return cached
 
     def render_png(self, style_name: str, seed: str, width: int, height: int) -> bytes:
-        from dicebear import Avatar
         import resvg_py
+        from dicebear import Avatar
 
         avatar = Avatar(self.style(style_name), {"seed": seed, "backgroundColor": BACKGROUNDS})
-        svg = avatar.to_string()
-        return bytes(
-            resvg_py.svg_to_bytes(
-                svg_string=svg, width=width, height=height, skip_system_fonts=False
-            )
-        )
+        side = min(width, height)
+        png = bytes(resvg_py.svg_to_bytes(svg_string=avatar.to_string(), width=side, height=side))
+        if width == height:
+            return png
+        return _pad(png, width, height)
 
     def generate(
         self, job: EngineJob, on_image: OnImage, on_progress: OnProgress, cancelled: Cancelled
@@ -57,6 +57,20 @@ class DiceBearEngine:
             if cancelled():
                 return
             failpoints.hit("engine.generate")
-            png = self.render_png(style_name, f"{job.prompt}|{variation.seed}", job.width, job.height)
+            png = self.render_png(
+                style_name, f"{job.prompt}|{variation.seed}", job.width, job.height
+            )
             on_image(variation, png)
             on_progress((done + 1) / total, f"image {done + 1} of {total}")
+
+
+def _pad(png: bytes, width: int, height: int) -> bytes:
+    """DiceBear art is square: centre it on a canvas of its own background colour."""
+    from PIL import Image
+
+    square = Image.open(io.BytesIO(png)).convert("RGBA")
+    canvas = Image.new("RGBA", (width, height), square.getpixel((0, 0)))
+    canvas.paste(square, ((width - square.width) // 2, (height - square.height) // 2))
+    out = io.BytesIO()
+    canvas.save(out, "PNG")
+    return out.getvalue()

@@ -1,0 +1,107 @@
+"""Fixtures: a real app on a real SQLite file in a temp home, driven in-process."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+from PIL import Image
+
+from lumiku_local import failpoints
+from lumiku_local.app import create_app
+from lumiku_local.config import Settings, load_settings
+
+API = "/api/apps/avatar-creator"
+BASE_URL = "http://127.0.0.1:8765"
+TERMINAL = ("completed", "failed", "canceled")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.01) -> Any:
+    """Poll until predicate() is truthy; fail with a clear message at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+        time.sleep(interval)
+
+
+def make_settings(home, **overrides: Any) -> Settings:
+    flags = {"home": str(home), "open_browser": False, "retry_backoff_seconds": 0.05, **overrides}
+    return load_settings(flags, environ={})
+
+
+@pytest.fixture(autouse=True)
+def _no_failpoints() -> Iterator[None]:
+    failpoints.configure("")
+    yield
+    failpoints.configure("")
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return make_settings(tmp_path / "home")
+
+
+class Client(TestClient):
+    """TestClient with the helpers every test wants."""
+
+    def project(self, name: str = "My project") -> str:
+        response = self.post(f"{API}/projects", json={"name": name})
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    def generate(self, project_id: str, expect: int = 202, **body: Any) -> dict:
+        body.setdefault("prompt", "a friendly wizard")
+        response = self.post(f"{API}/projects/{project_id}/avatars/generate", json=body)
+        assert response.status_code == expect, response.text
+        return response.json()
+
+    def generation(self, generation_id: str) -> dict:
+        response = self.get(f"{API}/generations/{generation_id}")
+        assert response.status_code == 200, response.text
+        return response.json()["generation"]
+
+    def wait_generation(
+        self, generation_id: str, timeout: float = 20.0, statuses: tuple[str, ...] = TERMINAL
+    ) -> dict:
+        return wait_for(
+            lambda: (g := self.generation(generation_id))["status"] in statuses and g,
+            timeout=timeout,
+        )
+
+    def balance(self) -> int:
+        return self.get("/api/me").json()["creditBalance"]
+
+
+@pytest.fixture
+def app_client(settings) -> Callable[..., Client]:
+    """Start the app for given settings; stopped (gracefully) at the end of the test."""
+    clients: list[Client] = []
+
+    def start(custom: Settings | None = None) -> Client:
+        client = Client(app=create_app(custom or settings), base_url=BASE_URL)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in reversed(clients):
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(app_client) -> Client:
+    return app_client()
+
+
+def png_bytes(size: tuple[int, int] = (64, 48), color: str = "orange", fmt: str = "PNG") -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, fmt)
+    return out.getvalue()

@@ -17,7 +17,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
-from . import __version__, generations, migrations, storage
+from . import __version__, failpoints, generations, migrations, storage
 from .api import admin, avatars, credits, events, health, models, projects
 from .api import generations as generation_routes
 from .config import Settings
@@ -102,6 +102,8 @@ async def home() -> Response[str]:
 
 def _start(settings: Settings, state: State) -> None:
     """Open the database, migrate, seed, and start the worker (run in a thread at startup)."""
+    if settings.failpoints:
+        failpoints.configure(settings.failpoints)
     settings.home.mkdir(parents=True, exist_ok=True)
     settings.files_dir.mkdir(exist_ok=True)
     open_database(settings.database_path)

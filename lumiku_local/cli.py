@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.request
 import webbrowser
+from typing import Any
 
 from . import __version__
 from .config import Settings, SettingsError, load_settings
@@ -87,7 +88,7 @@ def _setup_logging(settings: Settings) -> None:
 
 def _bind(settings: Settings) -> socket.socket:
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # asyncio: NODELAY
     if sys.platform != "win32":
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))
@@ -114,17 +115,16 @@ def _health_status(url: str, timeout: float = 0.5) -> str | None:
         return None
 
 
-def _announce_when_ready(url: str, open_browser: bool, token: str | None) -> None:
-    """Wait for /health to answer, then print the address and open the browser once."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1):
-                break
-        except urllib.error.HTTPError:
-            break  # it answered: degraded is still up
-        except OSError:
-            time.sleep(0.05)
+def _announce_when_ready(server: Any, url: str, open_browser: bool, token: str | None) -> None:
+    """Once the server has started and /health answers, print the address and open the browser."""
+    deadline = time.monotonic() + 120
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)  # a flag, not a request: the server starts undisturbed
+    if not server.started:
+        return
+    if _health_status(url, timeout=10) is None:
+        print(f"lumiku: the server started but {url}/health does not answer", file=sys.stderr)
+        return
     address = f"{url}/?token={token}" if token else url
     print(f"Lumiku is running at {address}  (press Ctrl+C to stop)", flush=True)
     if open_browser:
@@ -164,9 +164,16 @@ def serve(settings: Settings) -> int:
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=10
     )
-    server = uvicorn.Server(config)
+    bus = app.state.event_bus
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            bus.close()  # end open event streams so shutdown does not wait on browser tabs
+            super().handle_exit(sig, frame)
+
+    server = Server(config)
     threading.Thread(
-        target=_announce_when_ready, args=(url, settings.open_browser, token), daemon=True
+        target=_announce_when_ready, args=(server, url, settings.open_browser, token), daemon=True
     ).start()
     server.run(sockets=[sock])
     return 0

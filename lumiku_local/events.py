@@ -14,14 +14,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 MAX_BACKLOG = 1000
+Item = tuple[int, dict[str, Any]]  # (event id, event)
 
 
 class EventBus:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._subscribers: set[asyncio.Queue[tuple[int, dict[str, Any]]]] = set()
+        self._subscribers: set[asyncio.Queue[Item | None]] = set()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._closed = False
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -46,17 +48,38 @@ class EventBus:
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
-    async def subscribe(
-        self, keepalive: float = 15.0
-    ) -> AsyncIterator[tuple[int, dict[str, Any]] | None]:
-        """Yield (id, event) pairs, or None every `keepalive` seconds of silence."""
-        queue: asyncio.Queue[tuple[int, dict[str, Any]]] = asyncio.Queue(MAX_BACKLOG)
+    def subscribe(self, keepalive: float = 15.0) -> AsyncIterator[Item | None]:
+        """Register now; iterate for (id, event) pairs, or None every `keepalive` s of silence."""
+        queue: asyncio.Queue[Item | None] = asyncio.Queue(MAX_BACKLOG)
         self._subscribers.add(queue)
+        return self._drain(queue, keepalive)
+
+    async def _drain(
+        self, queue: asyncio.Queue[Item | None], keepalive: float
+    ) -> AsyncIterator[Item | None]:
         try:
-            while True:
+            while not self._closed:
                 try:
-                    yield await asyncio.wait_for(queue.get(), keepalive)
+                    item = await asyncio.wait_for(queue.get(), keepalive)
                 except TimeoutError:
                     yield None
+                    continue
+                if item is None:  # close(): the server is stopping
+                    return
+                yield item
         finally:
             self._subscribers.discard(queue)
+
+    def close(self) -> None:
+        """End every stream so the server can stop without waiting on open browser tabs."""
+        self._closed = True
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._fan_out_end)
+
+    def _fan_out_end(self) -> None:
+        for queue in list(self._subscribers):
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(None)

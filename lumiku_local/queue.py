@@ -37,6 +37,12 @@ class WakingSqliteStorage(SqliteStorage):
         self.polled_at: dict[str, float] = {}
         super().__init__(*args, **kwargs)
 
+    def _create_connection(self):  # type: ignore[no-untyped-def]
+        conn = super()._create_connection()
+        # WAL + NORMAL cannot corrupt; a lost last enqueue is re-made by the reconciler
+        conn.execute("pragma synchronous=NORMAL")
+        return conn
+
     def enqueue(self, data: bytes, priority: float | None = None) -> None:
         super().enqueue(data, priority)
         self._wake.release()

@@ -4,6 +4,7 @@ when bound beyond loopback."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -26,8 +27,10 @@ def ensure_access_token(settings: Settings) -> str:
     if path.is_file():
         return path.read_text(encoding="utf-8").strip()
     token = secrets.token_urlsafe(24)
-    path.write_text(token, encoding="utf-8")
-    path.chmod(0o600)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # private from birth
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(token)
     return token
 
 

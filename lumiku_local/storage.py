@@ -66,19 +66,20 @@ def _content_name(content: bytes, suffix: str) -> str:
 def save_png(files_dir: Path, png: bytes, image: Image.Image | None = None) -> StoredImage:
     """Store a PNG and its thumbnail under content-addressed names, each written atomically."""
     image = image or Image.open(io.BytesIO(png))
+    width, height = image.size
     image_file = _content_name(png, ".png")
     thumbnail = _thumbnail_bytes(image)
     thumbnail_file = image_file.removesuffix(".png") + ".thumb.webp"
     _write_atomically(files_dir, thumbnail_file, thumbnail)
     _write_atomically(files_dir, image_file, png)
-    return StoredImage(image_file, thumbnail_file, image.width, image.height, len(png))
+    return StoredImage(image_file, thumbnail_file, width, height, len(png))
 
 
 def _thumbnail_bytes(image: Image.Image) -> bytes:
-    thumb = image.copy()
-    thumb.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+    """Shrinks `image` in place (callers pass an image they own and no longer need)."""
+    image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), reducing_gap=2.0)
     out = io.BytesIO()
-    thumb.save(out, "WEBP", quality=82, method=2)
+    image.save(out, "WEBP", quality=82, method=2)
     return out.getvalue()
 
 

@@ -15,11 +15,13 @@ async def events(state: State) -> ServerSentEvent:
     """A stream of `generation` events; a comment line every 15 s keeps proxies from closing it."""
     bus = state.event_bus
 
+    subscription = bus.subscribe()  # registered before "connected": no event falls in between
+
     async def stream() -> AsyncIterator[ServerSentEventMessage]:
-        yield ServerSentEventMessage(comment="connected", retry=2000)
-        async for item in bus.subscribe():
+        yield ServerSentEventMessage(data=None, comment="connected", retry=2000)
+        async for item in subscription:
             if item is None:
-                yield ServerSentEventMessage(comment="keepalive")
+                yield ServerSentEventMessage(data=None, comment="keepalive")
                 continue
             event_id, event = item
             yield ServerSentEventMessage(

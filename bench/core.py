@@ -1,0 +1,729 @@
+"""Core performance figures of Lumiku Local, measured on the real server over loopback HTTP.
+
+What it measures, each printed against its target with PASS or FAIL:
+
+1. Cold start: seconds from just before `Popen` of `python -m lumiku_local serve` on a fresh
+   (empty) data folder to the first HTTP 200 of GET /health, median of N starts. A bare
+   Litestar + uvicorn hello-world (bench/hello_app.py) is started the same way, interleaved
+   with Lumiku, for the ratio. A second start on the same, now initialised, folder gives the
+   warm-home median (no target).
+2. Idle memory: RSS of the server process about 2 s after its first 200 (and the
+   hello-world's, for comparison).
+3. Pickup latency: created -> processing of one-image generations submitted one at a time,
+   i.e. started_at - created_at, read with microsecond precision from lumiku.db (the API's
+   createdAt/startedAt have only millisecond precision and are shown as a cross-check); then
+   again after the server has sat idle for a minute.
+4. Instant batch of 4: wall time from just before POST .../avatars/generate {"count": 4}
+   until its `completed` event arrives on the SSE stream /api/events. SSE is used rather than
+   polling because it timestamps the completion within a fraction of a millisecond and adds
+   no load to the 2 cores the worker is using.
+5. Project read: GET of a project holding 1,000 avatars, all generated through the API
+   (125 generations of 8 on a fresh data folder, exactly the 1,000 starting credits).
+6. For information, no target: the round trip of a small GET on a reused keep-alive
+   connection, as a browser makes it.
+
+Run it from the repository root with the project's virtualenv active:
+
+    python bench/core.py            # the full run: about 2 minutes on 2 cores
+    python bench/core.py --quick    # a smoke run: fewer repetitions, 5 s instead of the idle minute
+
+Servers listen on 127.0.0.1 only and keep their data in temp folders; every subprocess is
+stopped on exit, Ctrl+C included. This is a benchmark, not a test: it exits 0 whatever the
+figures say, and 1 only when it could not take them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+HELLO_APP = ROOT / "bench" / "hello_app.py"
+HOST = "127.0.0.1"
+API = "/api/apps/avatar-creator"
+POLL_S = 0.005  # how often /health is polled while nothing listens yet
+# Lumiku binds its socket before it builds the app, so a probe connects at once and waits for
+# the first answer: the timeout must outlast start-up, or the answer would go to a closed probe.
+PROBE_TIMEOUT_S = 2.0
+START_TIMEOUT_S = 60.0
+RSS_DELAY_S = 2.0
+TERMINAL = ("completed", "failed", "canceled")
+# The 1,000 avatars of the project-read test are generated at the engine's smallest size: the
+# GET reads rows, never images, and 64 px instead of 512 px cuts the fill from ~60 s to seconds.
+FILL_SIZE = 64
+KEEPALIVE_GETS = 20
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How many repetitions of each measurement a run makes."""
+
+    starts: int = 7
+    memory_samples: int = 3
+    pickups: int = 50
+    idle_seconds: float = 60.0
+    pickups_after_idle: int = 10
+    batches: int = 15
+    fill_generations: int = 125  # of 8 images: 1,000 avatars for 1,000 credits
+    project_gets: int = 100
+
+
+FULL = Plan()
+QUICK = Plan(
+    starts=3,
+    memory_samples=1,
+    pickups=15,
+    idle_seconds=5.0,
+    pickups_after_idle=5,
+    batches=5,
+    project_gets=30,
+)
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not take a figure (a server did not start, a job failed...)."""
+
+
+def progress(message: str) -> None:
+    print(f"  .. {message}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ statistics and the report
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def percentile(values: list[float], pct: int) -> float:
+    """The pct-th percentile, interpolated between the closest ranks."""
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
+
+
+@dataclass
+class Row:
+    label: str
+    value: str
+    target: str = ""
+    ok: bool | None = None  # None: reported for information, no target
+
+
+@dataclass
+class Report:
+    sections: list[tuple[str, list[Row]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def section(self, title: str) -> list[Row]:
+        rows: list[Row] = []
+        self.sections.append((title, rows))
+        return rows
+
+    def render(self) -> str:
+        rows = [row for _, section in self.sections for row in section]
+        width = max([len(row.label) for row in rows] + [40])
+        value_width = max([len(row.value) for row in rows] + [10])
+        header = f"{'measure':<{width}}  {'value':>{value_width}}  {'target':<10}  result"
+        lines = [header, "-" * len(header)]
+        for title, section in self.sections:
+            lines.append(title)
+            for row in section:
+                result = "" if row.ok is None else ("PASS" if row.ok else "FAIL")
+                lines.append(
+                    f"{row.label:<{width}}  {row.value:>{value_width}}  "
+                    f"{row.target:<10}  {result}".rstrip()
+                )
+        judged = [row for row in rows if row.ok is not None]
+        passed = sum(row.ok for row in judged)
+        lines += ["-" * len(header), f"{passed} of {len(judged)} targets met"]
+        if self.notes:
+            lines += ["", "notes:"] + [f"  - {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+# ------------------------------------------------------------------ subprocesses
+
+_CHILDREN: list[subprocess.Popen[bytes]] = []
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def child_env(home: Path | None, work: Path) -> dict[str, str]:
+    """This environment without any LUMIKU_* setting that could skew a run, and with bytecode
+    caching on, into a temp folder: an installed Lumiku starts from compiled bytecode, so a
+    PYTHONDONTWRITEBYTECODE here must not make every start recompile the editable checkout."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("LUMIKU_")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    if home is not None:
+        env["LUMIKU_HOME"] = str(home)
+    return env
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float = 15.0) -> None:
+    """SIGTERM (uvicorn shuts down gracefully), then SIGKILL; also any process it started."""
+    if proc.poll() is not None:
+        return
+    try:
+        family = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        family = []
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for child in family:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+
+
+def stop_all() -> None:
+    while _CHILDREN:
+        stop(_CHILDREN.pop(), grace=5.0)
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+def probe(port: int) -> int | None:
+    """The status of GET /health, or None while nothing answers."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=PROBE_TIMEOUT_S)
+    try:
+        conn.request("GET", "/health")
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+@dataclass
+class Server:
+    kind: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    home: Path | None
+    ready_s: float  # Popen to first 200 of /health
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server and any process it started."""
+        process = psutil.Process(self.proc.pid)
+        family = [process, *process.children(recursive=True)]
+        return sum(member.memory_info().rss for member in family)
+
+
+@contextlib.contextmanager
+def serve(kind: str, home: Path | None, work: Path) -> Iterator[Server]:
+    """Start `kind` ("lumiku" or "hello") on a free port, time it to the first 200, stop it."""
+    port = free_port()
+    if kind == "lumiku":
+        assert home is not None
+        argv = [sys.executable, "-m", "lumiku_local", "serve", "--no-browser"]
+        argv += ["--port", str(port), "--home", str(home)]
+    else:
+        argv = [sys.executable, str(HELLO_APP), str(port)]
+    log_path = work / "logs" / f"{kind}-{port}.log"
+    with open(log_path, "ab") as log:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=child_env(home, work),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    _CHILDREN.append(proc)
+    try:
+        while (status := probe(port)) != 200:
+            elapsed = time.perf_counter() - start
+            if proc.poll() is not None or elapsed > START_TIMEOUT_S:
+                raise BenchError(
+                    f"{kind} did not answer 200 on /health (last status {status}, "
+                    f"exit code {proc.poll()}):\n{tail(log_path)}"
+                )
+            time.sleep(POLL_S)
+        yield Server(kind, proc, port, home, time.perf_counter() - start)
+    finally:
+        stop(proc)
+        _CHILDREN.remove(proc)
+
+
+# ------------------------------------------------------------------ HTTP clients
+
+
+class Api:
+    """JSON over a keep-alive connection, as a script (no Origin header) to 127.0.0.1:PORT."""
+
+    IDLE_RECONNECT_S = 2.0  # uvicorn closes keep-alive connections idle for 5 s
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conn: http.client.HTTPConnection | None = None
+        self.last_used = 0.0
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def raw(self, method: str, path: str, body: Any = None) -> tuple[int, bytes, float]:
+        """(status, body, seconds from sending the request to the last byte of the answer)."""
+        if self.conn is None or time.monotonic() - self.last_used > self.IDLE_RECONNECT_S:
+            self.close()
+            self.conn = http.client.HTTPConnection(HOST, self.port, timeout=60)
+            self.conn.connect()
+        payload = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if payload is not None else {}
+        start = time.perf_counter()
+        try:
+            self.conn.request(method, path, payload, headers)
+            response = self.conn.getresponse()
+            data = response.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            raise
+        elapsed = time.perf_counter() - start
+        self.last_used = time.monotonic()
+        return response.status, data, elapsed
+
+    def call(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
+        status, data, _ = self.raw(method, path, body)
+        if status != expect:
+            raise BenchError(f"{method} {path} answered {status}, not {expect}: {data[:300]!r}")
+        return json.loads(data) if data else None
+
+    def create_project(self, name: str) -> str:
+        return self.call("POST", f"{API}/projects", {"name": name}, expect=201)["id"]
+
+    def generate(self, project_id: str, count: int, **options: Any) -> str:
+        answer = self.call(
+            "POST",
+            f"{API}/projects/{project_id}/avatars/generate",
+            {"prompt": "bench", "count": count, **options},
+            expect=202,
+        )
+        return answer["generation"]["id"]
+
+    def generation(self, generation_id: str) -> dict[str, Any]:
+        return self.call("GET", f"{API}/generations/{generation_id}")["generation"]
+
+
+class EventStream:
+    """Reads /api/events in a thread and timestamps the first time each generation reaches
+    each status (time.perf_counter, when its `data:` event has been read)."""
+
+    def __init__(self, port: int) -> None:
+        self._conn = http.client.HTTPConnection(HOST, port, timeout=10)
+        self._seen: dict[str, dict[str, float]] = {}
+        self._changed = threading.Condition()
+        self._connected = threading.Event()
+        self._closed = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._listen, name="bench-sse", daemon=True)
+
+    def __enter__(self) -> EventStream:
+        self._thread.start()
+        if not self._connected.wait(10):
+            raise BenchError(f"the event stream did not open: {self._error!r}")
+        # The server subscribes this stream to its event bus only after sending ": connected";
+        # give it a moment so the first job's events are not published to nobody.
+        time.sleep(0.1)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        sock = self._conn.sock
+        if sock is not None:  # wakes the reader with end-of-stream; it then exits
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._thread.join(5)
+        self._conn.close()
+
+    def _listen(self) -> None:
+        try:
+            self._conn.request("GET", "/api/events", headers={"Accept": "text/event-stream"})
+            response = self._conn.getresponse()
+            if response.status != 200:
+                raise BenchError(f"/api/events answered {response.status}")
+            assert self._conn.sock is not None
+            self._conn.sock.settimeout(None)  # events may be a minute apart
+            event, data = "", []
+            while line := response.readline():
+                text = line.decode("utf-8").rstrip("\r\n")
+                if text.startswith(":"):  # a comment: connected, or a keepalive
+                    self._connected.set()
+                elif text.startswith("event:"):
+                    event = text[6:].strip()
+                elif text.startswith("data:"):
+                    data.append(text[5:].removeprefix(" "))
+                elif not text:
+                    if event == "generation" and data:
+                        self._record(json.loads("\n".join(data)))
+                    event, data = "", []
+        except (OSError, http.client.HTTPException, ValueError, BenchError) as exc:
+            self._error = exc  # at exit: the socket was shut down under the read
+        finally:
+            with self._changed:
+                self._closed = True
+                self._changed.notify_all()
+
+    def _record(self, event: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        with self._changed:
+            self._seen.setdefault(event["id"], {}).setdefault(event["status"], now)
+            self._changed.notify_all()
+
+    def wait(self, generation_id: str, timeout: float = 60.0) -> float:
+        """When the generation's `completed` event arrived; raises if it failed or never did."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                seen = self._seen.get(generation_id, {})
+                if "completed" in seen:
+                    return seen["completed"]
+                if "failed" in seen or "canceled" in seen:
+                    raise BenchError(f"generation {generation_id} did not complete: {seen}")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._closed:
+                    raise BenchError(
+                        f"no completed event for {generation_id} "
+                        f"(seen {sorted(seen)}, stream error {self._error!r})"
+                    )
+                self._changed.wait(remaining)
+
+
+# ------------------------------------------------------------------ reading lumiku.db
+
+
+def query(home: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Read-only SQL on the server's live database (WAL lets it read beside the server)."""
+    uri = (home / "lumiku.db").as_uri() + "?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10)) as db:
+        return db.execute(sql, params).fetchall()
+
+
+def stored_time(text: str) -> dt.datetime:
+    """Peewee's naive UTC 'YYYY-MM-DD HH:MM:SS.ffffff' (microseconds may be absent)."""
+    return dt.datetime.fromisoformat(text)
+
+
+def api_time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.removesuffix("Z"))
+
+
+def db_seconds_between(home: Path, ids: list[str], first: str, last: str) -> list[float]:
+    """`last - first` column pairs of avatar_generation, in seconds, microsecond precision."""
+    assert {first, last} <= {"created_at", "started_at", "completed_at"}
+    marks = ",".join("?" * len(ids))
+    rows = dict(
+        (row[0], row[1:])
+        for row in query(
+            home,
+            f"SELECT id, {first}, {last} FROM avatar_generation WHERE id IN ({marks})",
+            tuple(ids),
+        )
+    )
+    return [(stored_time(rows[i][1]) - stored_time(rows[i][0])).total_seconds() for i in ids]
+
+
+# ------------------------------------------------------------------ 1 and 2: start-up, memory
+
+
+def measure_starts(plan: Plan, work: Path, report: Report) -> None:
+    fresh, warm, hello = [], [], []
+    lumiku_rss, hello_rss = [], []
+
+    def lumiku_round(home: Path, sample_rss: bool) -> None:
+        with serve("lumiku", home, work) as server:
+            fresh.append(server.ready_s)
+            if sample_rss:
+                time.sleep(RSS_DELAY_S)
+                lumiku_rss.append(server.rss_bytes())
+        with serve("lumiku", home, work) as server:  # the same folder, now initialised
+            warm.append(server.ready_s)
+
+    def hello_round(sample_rss: bool) -> None:
+        with serve("hello", None, work) as server:
+            hello.append(server.ready_s)
+            if sample_rss:
+                time.sleep(RSS_DELAY_S)
+                hello_rss.append(server.rss_bytes())
+
+    progress("one untimed start of each first: warms the OS file cache, compiles bytecode")
+    with serve("hello", None, work), serve("lumiku", Path(tempfile.mkdtemp(dir=work)), work):
+        pass
+    for n in range(plan.starts):
+        progress(f"cold starts, round {n + 1} of {plan.starts}")
+        sample = n < plan.memory_samples
+        home = Path(tempfile.mkdtemp(prefix="home-", dir=work))
+        if n % 2:  # alternate who goes first, so neither always follows the other
+            lumiku_round(home, sample)
+            hello_round(sample)
+        else:
+            hello_round(sample)
+            lumiku_round(home, sample)
+
+    rows = report.section(f"1. cold start to first 200 of /health (median of {plan.starts})")
+    ratio = median(fresh) / median(hello)
+    rows += [
+        Row(
+            "Lumiku, fresh home (empty folder, migrations)",
+            f"{median(fresh):.3f} s",
+            "<= 1.0 s",
+            median(fresh) <= 1.0,
+        ),
+        Row("Lumiku, warm home (second start, same folder)", f"{median(warm):.3f} s"),
+        Row("Litestar + uvicorn hello-world", f"{median(hello):.3f} s"),
+        Row("ratio Lumiku fresh / hello-world", f"{ratio:.2f}x", "<= 1.6x", ratio <= 1.6),
+        Row("  Lumiku fresh, min .. max", f"{min(fresh):.3f} .. {max(fresh):.3f} s"),
+        Row("  hello-world, min .. max", f"{min(hello):.3f} .. {max(hello):.3f} s"),
+    ]
+    mb = 1024 * 1024
+    lumiku_mb, hello_mb = median(lumiku_rss) / mb, median(hello_rss) / mb
+    rows = report.section(
+        f"2. idle RSS {RSS_DELAY_S:.0f} s after the first 200 (median of {plan.memory_samples})"
+    )
+    rows += [
+        Row("Lumiku (fresh home)", f"{lumiku_mb:.1f} MB", "<= 120 MB", lumiku_mb <= 120),
+        Row("Litestar + uvicorn hello-world", f"{hello_mb:.1f} MB"),
+        Row("ratio Lumiku / hello-world", f"{lumiku_mb / hello_mb:.2f}x"),
+    ]
+
+
+# ------------------------------------------------------------------ 3 and 4: jobs on one server
+
+
+def run_pickups(api: Api, events: EventStream, project_id: str, jobs: int) -> list[str]:
+    """Submit one-image generations one at a time, each after the previous has completed."""
+    ids = []
+    for _ in range(jobs):
+        generation_id = api.generate(project_id, count=1)
+        events.wait(generation_id)
+        ids.append(generation_id)
+    return ids
+
+
+def pickup_rows(api: Api, home: Path, ids: list[str], when: str) -> list[Row]:
+    latencies = db_seconds_between(home, ids, "created_at", "started_at")
+    via_api = []
+    for generation_id in ids:
+        shape = api.generation(generation_id)
+        via_api.append(
+            (api_time(shape["startedAt"]) - api_time(shape["createdAt"])).total_seconds()
+        )
+    p50, p95 = median(latencies), percentile(latencies, 95)
+    return [
+        Row(f"p50 {when} ({len(ids)} jobs)", ms(p50), "<= 5 ms", p50 <= 0.005),
+        Row(f"p95 {when}", ms(p95), "<= 20 ms", p95 <= 0.020),
+        Row(f"  max {when}", ms(max(latencies))),
+        Row(f"  p50 {when} via API (ms resolution)", ms(median(via_api))),
+    ]
+
+
+def measure_jobs(plan: Plan, work: Path, report: Report) -> None:
+    home = Path(tempfile.mkdtemp(prefix="home-", dir=work))
+    with serve("lumiku", home, work) as server, EventStream(server.port) as events:
+        api = Api(server.port)
+        project_id = api.create_project("bench")
+        progress("warm-up generation (loads the DiceBear style once)")
+        events.wait(api.generate(project_id, count=1))
+        events.wait(api.generate(project_id, count=4))
+
+        progress(f"pickup latency: {plan.pickups} one-image generations, one at a time")
+        pickup_ids = run_pickups(api, events, project_id, plan.pickups)
+
+        progress(f"instant batch of 4: {plan.batches} times")
+        walls, batch_ids = [], []
+        for _ in range(plan.batches):
+            start = time.perf_counter()
+            generation_id = api.generate(project_id, count=4)
+            walls.append(events.wait(generation_id) - start)
+            batch_ids.append(generation_id)
+
+        api.close()
+        progress(f"letting the server sit idle for {plan.idle_seconds:.0f} s")
+        time.sleep(plan.idle_seconds)
+        progress(f"pickup latency after idle: {plan.pickups_after_idle} generations")
+        idle_ids = run_pickups(api, events, project_id, plan.pickups_after_idle)
+        rss_mb = server.rss_bytes() / 1024 / 1024
+
+        rows = report.section("3. pickup latency, created -> processing (started_at - created_at)")
+        rows += pickup_rows(api, home, pickup_ids, "warm")
+        idle = f"after {plan.idle_seconds:.0f} s idle"
+        rows += pickup_rows(api, home, idle_ids, idle)
+
+        server_side = db_seconds_between(home, batch_ids, "created_at", "completed_at")
+        rows = report.section(
+            f"4. instant batch of 4, POST to completed event (median of {plan.batches})"
+        )
+        rows += [
+            Row(
+                "median wall time (client clock, SSE)",
+                ms(median(walls)),
+                "<= 300 ms",
+                median(walls) <= 0.300,
+            ),
+            Row("  p95 wall time", ms(percentile(walls, 95))),
+            Row("  median created_at -> completed_at (db)", ms(median(server_side))),
+            Row("  server RSS after all these jobs", f"{rss_mb:.1f} MB"),
+        ]
+        api.close()
+
+
+# ------------------------------------------------------------------ 5: a project of 1,000 avatars
+
+
+def wait_until_settled(home: Path, expected: int, timeout: float) -> None:
+    """Poll lumiku.db (read-only, no load on the server) until no generation is unfinished."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = dict(query(home, "SELECT status, COUNT(*) FROM avatar_generation GROUP BY status"))
+        if not set(counts) - set(TERMINAL):
+            if counts.get("completed") != expected:
+                raise BenchError(f"not every generation completed: {counts}")
+            return
+        if time.monotonic() > deadline:
+            raise BenchError(f"generations still unfinished after {timeout:.0f} s: {counts}")
+        time.sleep(0.25)
+
+
+def measure_project_read(plan: Plan, work: Path, report: Report) -> None:
+    home = Path(tempfile.mkdtemp(prefix="home-", dir=work))
+    avatars = plan.fill_generations * 8
+    with serve("lumiku", home, work) as server:
+        api = Api(server.port)
+        project_id = api.create_project("a thousand avatars")
+        progress(f"filling a project: {plan.fill_generations} generations of 8 through the API")
+        start = time.perf_counter()
+        for _ in range(plan.fill_generations):
+            api.generate(project_id, count=8, width=FILL_SIZE, height=FILL_SIZE)
+        api.close()
+        wait_until_settled(home, plan.fill_generations, timeout=600)
+        fill_s = time.perf_counter() - start
+
+        path = f"{API}/projects/{project_id}"
+        body = api.call("GET", path)["project"]
+        if body["avatarCount"] != avatars or len(body["avatars"]) != avatars:
+            raise BenchError(f"the project holds {body['avatarCount']} avatars, not {avatars}")
+        progress(f"timing {plan.project_gets} GETs of the project, {KEEPALIVE_GETS} of /health")
+        for _ in range(3):  # warm-up
+            api.raw("GET", path)
+        times, size = [], 0
+        for _ in range(plan.project_gets):
+            status, data, elapsed = api.raw("GET", path)
+            if status != 200:
+                raise BenchError(f"GET {path} answered {status}")
+            times.append(elapsed)
+            size = len(data)
+        api.close()  # a fresh connection for the keep-alive round trips
+        round_trips = [api.raw("GET", "/health")[2] for _ in range(KEEPALIVE_GETS)]
+        api.close()
+
+    rows = report.section(f"5. GET a project with {avatars:,} avatars ({plan.project_gets} GETs)")
+    p95 = percentile(times, 95)
+    rows += [
+        Row("p50", ms(median(times))),
+        Row("p95", ms(p95), "<= 50 ms", p95 <= 0.050),
+        Row("  response size", f"{size / 1024:.0f} KiB"),
+        Row(
+            f"  filling it: {plan.fill_generations} x 8 at {FILL_SIZE} px through the API",
+            f"{fill_s:.1f} s",
+        ),
+    ]
+    rows = report.section(
+        f"6. GET /health, {KEEPALIVE_GETS} times on one keep-alive connection (no target)"
+    )
+    rows += [
+        Row("p50 (browsers reuse connections like this)", ms(median(round_trips))),
+        Row("  the first request, on the new connection", ms(round_trips[0])),
+    ]
+
+
+# ------------------------------------------------------------------ main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repetitions and a 5 s idle wait instead of 60 s"
+    )
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    # SIGTERM unwinds like Ctrl+C does, so the finally blocks stop every server.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    report = Report()
+    report.notes += [
+        f"{'quick' if args.quick else 'full'} run, {time.strftime('%Y-%m-%d %H:%M:%S')}; "
+        f"Python {platform.python_version()} on {platform.system()} {platform.machine()}, "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the start",
+        "start-up: one untimed start of each first (OS file cache warm, bytecode compiled into "
+        f"a temp PYTHONPYCACHEPREFIX, data folder still empty); /health polled every "
+        f"{POLL_S * 1000:.0f} ms",
+        "pickup latency: one-image jobs submitted after the previous completed; "
+        "microseconds from lumiku.db",
+        "batch: timed on the client from just before the POST to the completed SSE event",
+    ]
+    started = time.perf_counter()
+    steps: list[Callable[[Plan, Path, Report], None]] = [
+        measure_starts,
+        measure_jobs,
+        measure_project_read,
+    ]
+    with tempfile.TemporaryDirectory(prefix="lumiku-bench-", ignore_cleanup_errors=True) as tmp:
+        work = Path(tmp)
+        (work / "logs").mkdir()
+        try:
+            for step in steps:
+                step(plan, work, report)
+        except BenchError as exc:
+            print(f"bench/core.py: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("bench/core.py: interrupted; every server it started is stopped", file=sys.stderr)
+            return 130
+        finally:
+            stop_all()
+    report.notes.append(f"the whole run took {time.perf_counter() - started:.0f} s")
+    print(report.render())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""The catalog is seeded by migrations, idempotently, and never overwrites an admin's change."""
+
+from conftest import API
+
+from lumiku_local import catalog, migrations
+from lumiku_local.models import AIModel, AvatarPreset, PersonaExample
+
+
+def test_catalog_seeded_on_an_empty_database(client):
+    models = {m["key"]: m for m in client.get(f"{API}/models").json()["models"]}
+    flux = {
+        "avatar-creator:flux-dev-base": ("free", 8),
+        "avatar-creator:flux-dev-realism": ("basic", 12),
+        "avatar-creator:flux-dev-hd-realism": ("pro", 15),
+        "avatar-creator:flux-schnell-fast": ("basic", 6),
+    }
+    for key, (tier, cost) in flux.items():
+        assert (models[key]["tier"], models[key]["creditCost"]) == (tier, cost)
+        assert models[key]["provider"] == "diffusers" and models[key]["installed"] is False
+    instant = models["avatar-creator:instant"]
+    assert (instant["tier"], instant["creditCost"], instant["installed"]) == ("free", 1, True)
+    assert instant["capabilities"]["defaultStyle"] == "adventurer"
+    assert instant["capabilities"]["styles"] == catalog.dicebear_styles()
+    assert len(instant["capabilities"]["styles"]) > 20
+    presets = client.get(f"{API}/presets").json()["presets"]
+    assert len(presets) == 8 and {"professional-headshot", "anime-character"} <= {
+        p["slug"] for p in presets}
+    personas = client.get(f"{API}/persona-examples").json()["personaExamples"]
+    assert len(personas) >= 3 and all(p["prompt"] for p in personas)
+
+
+def test_seeding_is_idempotent(client):
+    counts = (AIModel.select().count(), AvatarPreset.select().count(),
+              PersonaExample.select().count())
+    assert migrations.migrate() == []  # all applied already
+    for migration in migrations.MIGRATIONS[2:]:
+        migration()  # running a seed again changes nothing
+    migrations.reseed_catalog()
+    assert (AIModel.select().count(), AvatarPreset.select().count(),
+            PersonaExample.select().count()) == counts
+
+
+def test_admin_changes_survive_restart_and_reseeding(app_client, settings):
+    client = app_client()
+    response = client.patch("/api/admin/models/avatar-creator:instant",
+                            json={"creditCost": 3, "deadlineSeconds": 12})
+    assert response.status_code == 200 and response.json()["model"]["creditCost"] == 3
+    client.patch("/api/admin/models/avatar-creator:flux-dev-base", json={"enabled": False})
+    client.__exit__(None, None, None)
+    restarted = app_client()
+    models = {m["key"]: m for m in restarted.get(f"{API}/models").json()["models"]}
+    assert models["avatar-creator:instant"]["creditCost"] == 3
+    assert models["avatar-creator:instant"]["deadlineSeconds"] == 12
+    assert models["avatar-creator:flux-dev-base"]["enabled"] is False
+    assert restarted.generate(restarted.project())["creditUsed"] == 3
+
+
+def test_admin_model_patch_errors(client):
+    assert client.patch("/api/admin/models/nope", json={"enabled": True}).status_code == 404
+    bad = client.patch("/api/admin/models/avatar-creator:instant", json={"creditCost": -1})
+    assert bad.status_code == 422
+
+
+def test_empty_catalog_is_a_clear_503_never_a_500(client):
+    AIModel.delete().execute()
+    health = client.get("/health")
+    assert health.status_code == 503
+    assert any("catalog" in problem for problem in health.json()["problems"])
+    models = client.get(f"{API}/models")
+    assert models.status_code == 503 and "Restart Lumiku" in models.json()["error"]["message"]
+    generate = client.post(f"{API}/projects/{client.project()}/avatars/generate",
+                           json={"prompt": "x"})
+    assert generate.status_code == 503
+    assert generate.json()["error"]["code"] == "no_models"
+    assert client.get(f"{API}/health/models").json()["status"] == "unhealthy"
+
+
+def test_empty_catalog_is_restored_at_start(app_client):
+    client = app_client()
+    AIModel.delete().execute()
+    client.__exit__(None, None, None)
+    restarted = app_client()
+    assert restarted.get("/health").status_code == 200
+    assert len(restarted.get(f"{API}/models").json()["models"]) == 5

@@ -1,0 +1,147 @@
+"""Crash tests: the real server as a subprocess, killed mid-batch, restarted; nothing is lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import API, TERMINAL, wait_for
+
+START_TIMEOUT = 30
+
+
+class Server:
+    """`python -m lumiku_local serve` on a free port with its own data dir."""
+
+    def __init__(self, home: Path, failpoints: str = "") -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LUMIKU_")}
+        env.update(LUMIKU_HOME=str(home), LUMIKU_FAILPOINTS=failpoints,
+                   LUMIKU_RETRY_BACKOFF_SECONDS="0.05", LUMIKU_OPEN_BROWSER="false")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "lumiku_local", "serve", "--port", "0", "--no-browser"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        line = ""
+        for line in self.process.stdout:  # the URL is printed once /health answers
+            if "Lumiku is running at" in line:
+                break
+        else:
+            raise AssertionError(f"server did not start: {line}")
+        self.url = line.split("running at ", 1)[1].split()[0]
+
+    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method,
+                                         headers={"content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                raw = response.read()
+                return response.status, json.loads(raw) if raw else {}
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
+
+    def get(self, path: str) -> dict:
+        status, body = self.request("GET", path)
+        assert status == 200, body
+        return body
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+        self.process.stdout.close()
+
+    def wait_exit(self) -> int:
+        code = self.process.wait(30)
+        self.process.stdout.close()
+        return code
+
+
+@pytest.fixture
+def servers(tmp_path):
+    started: list[Server] = []
+
+    def start(failpoints: str = "") -> Server:
+        server = Server(tmp_path / "home", failpoints)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.kill()
+
+
+def doctor(home: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUMIKU_")}
+    return subprocess.run([sys.executable, "-m", "lumiku_local", "doctor", "--home", str(home)],
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+def assert_batch_recovered(server: Server, project: str, home: Path) -> None:
+    generations = server.get(f"{API}/projects/{project}/generations")["generations"]
+    assert len(generations) == 1
+    generation_id = generations[0]["id"]
+    done = wait_for(
+        lambda: (g := server.get(f"{API}/generations/{generation_id}")["generation"])["status"]
+        in TERMINAL and g,
+        timeout=30,
+    )
+    assert done["status"] == "completed", done
+    keys = [avatar["variationKey"] for avatar in done["avatars"]]
+    assert sorted(keys) == ["v0", "v1", "v2", "v3"]
+    assert done["countCompleted"] == 4 and done["creditRefunded"] == 0
+    assert server.get("/api/me")["creditBalance"] == 1000 - 4
+    history = server.get("/api/credits/history")["entries"]
+    assert [(e["kind"], e["amount"]) for e in history] == [("debit", -4), ("grant", 1000)]
+    assert not list((home / "files").rglob("*.tmp"))
+    result = doctor(home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all checks passed" in result.stdout
+
+
+def test_sigkill_mid_batch_then_restart_completes_exactly_once(servers, tmp_path):
+    home = tmp_path / "home"
+    server = servers("engine.generate=delay(0.4)")
+    status, project = server.request("POST", f"{API}/projects", {"name": "crash"})
+    assert status == 201
+    status, body = server.request("POST", f"{API}/projects/{project['id']}/avatars/generate",
+                                  {"prompt": "crash test", "count": 4})
+    assert status == 202
+    generation_id = body["generation"]["id"]
+    wait_for(lambda: server.get(f"{API}/generations/{generation_id}")["generation"][
+        "countCompleted"] >= 1, timeout=20)
+    server.kill()
+    restarted = servers()
+    assert_batch_recovered(restarted, project["id"], home)
+
+
+CRASH_POINTS = [
+    "engine.generate=crash@3",  # before the third image is rendered
+    "storage.save=crash@4",  # a temp file written, not yet renamed
+    "generation.record=crash@2",  # the file is in place, its row is not
+    "generation.finish=crash",  # every image stored, the final status not written
+    "generation.enqueue=crash",  # committed and charged, never enqueued
+]
+
+
+@pytest.mark.parametrize("failpoint", CRASH_POINTS)
+def test_crash_failpoint_then_restart_completes_the_batch(servers, tmp_path, failpoint):
+    home = tmp_path / "home"
+    server = servers(failpoint)
+    status, project = server.request("POST", f"{API}/projects", {"name": "crash"})
+    assert status == 201
+    try:
+        server.request("POST", f"{API}/projects/{project['id']}/avatars/generate",
+                       {"prompt": "crash test", "count": 4})
+    except (urllib.error.URLError, ConnectionError):
+        pass  # the enqueue crash takes the server down before it answers
+    assert server.wait_exit() == -signal.SIGKILL
+    restarted = servers()
+    assert_batch_recovered(restarted, project["id"], home)

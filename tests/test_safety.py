@@ -1,0 +1,56 @@
+"""DESIGN §6: Host check, same-origin writes, a token beyond loopback."""
+
+from conftest import API, BASE_URL, Client
+
+from lumiku_local.app import create_app
+
+
+def test_foreign_host_header_is_refused(client):
+    response = client.get("/api/me", headers={"host": "evil.example:8765"})
+    assert response.status_code == 421
+    assert response.json()["error"]["code"] == "bad_host"
+    assert client.get("/api/me", headers={"host": "localhost:8765"}).status_code == 200
+
+
+def test_cross_origin_write_is_refused_and_changes_nothing(client):
+    for headers in ({"origin": "http://evil.example"},
+                    {"origin": "http://127.0.0.1:9999"},  # another local app
+                    {"sec-fetch-site": "cross-site"},
+                    {"origin": "null"}):
+        response = client.post(f"{API}/projects", json={"name": "x"}, headers=headers)
+        assert response.status_code == 403, headers
+        assert response.json()["error"]["code"] == "cross_origin"
+    assert client.get(f"{API}/projects").json()["projects"] == []
+
+
+def test_same_origin_write_is_allowed(client):
+    for headers in ({"origin": BASE_URL}, {"sec-fetch-site": "same-origin"}):
+        response = client.post(f"{API}/projects", json={"name": "ok"}, headers=headers)
+        assert response.status_code == 201
+
+
+def test_cross_origin_read_is_allowed_but_not_shared(client):
+    response = client.get("/api/me", headers={"origin": "http://evil.example"})
+    assert response.status_code == 200
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_non_loopback_binding_requires_the_token(settings):
+    shared = settings.with_changes(host="0.0.0.0", access_token="s3cret-token")
+    with Client(app=create_app(shared), base_url="http://192.0.2.10:8765") as client:
+        assert client.get("/api/me").status_code == 401
+        assert client.get("/api/me", headers={"authorization": "Bearer wrong"}).status_code == 401
+        assert client.get("/api/me?token=s3cret-token").status_code == 200
+        ok = client.post(f"{API}/projects", json={"name": "x"},
+                         headers={"x-lumiku-token": "s3cret-token",
+                                  "origin": "http://elsewhere"})
+        assert ok.status_code == 201
+
+
+def test_generated_token_is_stored_in_the_data_dir(settings):
+    shared = settings.with_changes(host="0.0.0.0")
+    with Client(app=create_app(shared), base_url="http://192.0.2.10:8765") as client:
+        token = (settings.home / "access-token").read_text().strip()
+        assert len(token) >= 24
+        assert client.get("/api/me").status_code == 401
+        assert client.get("/api/me", headers={"authorization": f"Bearer {token}"}).status_code == 200

@@ -65,9 +65,10 @@ def test_events_stream_generation_progress(live_server):
     connected = threading.Event()
 
     def listen():
-        with httpx.Client(base_url=live_server, timeout=20) as http, http.stream(
-            "GET", "/api/events"
-        ) as stream:
+        with (
+            httpx.Client(base_url=live_server, timeout=20) as http,
+            http.stream("GET", "/api/events") as stream,
+        ):
             assert stream.headers["content-type"].startswith("text/event-stream")
             for line in stream.iter_lines():
                 if line.startswith(":"):
@@ -83,8 +84,9 @@ def test_events_stream_generation_progress(live_server):
     assert connected.wait(10)
     with httpx.Client(base_url=live_server, timeout=20) as http:
         project = http.post(f"{API}/projects", json={"name": "events"}).json()["id"]
-        generation = http.post(f"{API}/projects/{project}/avatars/generate",
-                               json={"prompt": "x", "count": 3}).json()["generation"]
+        generation = http.post(
+            f"{API}/projects/{project}/avatars/generate", json={"prompt": "x", "count": 3}
+        ).json()["generation"]
     listener.join(15)
     assert not listener.is_alive()
     mine = [event for event in received if event["id"] == generation["id"]]

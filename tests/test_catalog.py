@@ -24,26 +24,34 @@ def test_catalog_seeded_on_an_empty_database(client):
     assert len(instant["capabilities"]["styles"]) > 20
     presets = client.get(f"{API}/presets").json()["presets"]
     assert len(presets) == 8 and {"professional-headshot", "anime-character"} <= {
-        p["slug"] for p in presets}
+        p["slug"] for p in presets
+    }
     personas = client.get(f"{API}/persona-examples").json()["personaExamples"]
     assert len(personas) >= 3 and all(p["prompt"] for p in personas)
 
 
 def test_seeding_is_idempotent(client):
-    counts = (AIModel.select().count(), AvatarPreset.select().count(),
-              PersonaExample.select().count())
+    counts = (
+        AIModel.select().count(),
+        AvatarPreset.select().count(),
+        PersonaExample.select().count(),
+    )
     assert migrations.migrate() == []  # all applied already
     for migration in migrations.MIGRATIONS[2:]:
         migration()  # running a seed again changes nothing
     migrations.reseed_catalog()
-    assert (AIModel.select().count(), AvatarPreset.select().count(),
-            PersonaExample.select().count()) == counts
+    assert (
+        AIModel.select().count(),
+        AvatarPreset.select().count(),
+        PersonaExample.select().count(),
+    ) == counts
 
 
 def test_admin_changes_survive_restart_and_reseeding(app_client, settings):
     client = app_client()
-    response = client.patch("/api/admin/models/avatar-creator:instant",
-                            json={"creditCost": 3, "deadlineSeconds": 12})
+    response = client.patch(
+        "/api/admin/models/avatar-creator:instant", json={"creditCost": 3, "deadlineSeconds": 12}
+    )
     assert response.status_code == 200 and response.json()["model"]["creditCost"] == 3
     client.patch("/api/admin/models/avatar-creator:flux-dev-base", json={"enabled": False})
     client.__exit__(None, None, None)
@@ -68,8 +76,9 @@ def test_empty_catalog_is_a_clear_503_never_a_500(client):
     assert any("catalog" in problem for problem in health.json()["problems"])
     models = client.get(f"{API}/models")
     assert models.status_code == 503 and "Restart Lumiku" in models.json()["error"]["message"]
-    generate = client.post(f"{API}/projects/{client.project()}/avatars/generate",
-                           json={"prompt": "x"})
+    generate = client.post(
+        f"{API}/projects/{client.project()}/avatars/generate", json={"prompt": "x"}
+    )
     assert generate.status_code == 503
     assert generate.json()["error"]["code"] == "no_models"
     assert client.get(f"{API}/health/models").json()["status"] == "unhealthy"

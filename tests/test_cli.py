@@ -45,8 +45,12 @@ def test_doctor_fails_on_a_missing_home(tmp_path, capsys):
 
 
 def test_python_dash_m_is_the_cli():
-    result = subprocess.run([sys.executable, "-m", "lumiku_local", "--version"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "lumiku_local", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0 and result.stdout.startswith("lumiku ")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -22,11 +23,18 @@ class Server:
 
     def __init__(self, home: Path, failpoints: str = "") -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LUMIKU_")}
-        env.update(LUMIKU_HOME=str(home), LUMIKU_FAILPOINTS=failpoints,
-                   LUMIKU_RETRY_BACKOFF_SECONDS="0.05", LUMIKU_OPEN_BROWSER="false")
+        env.update(
+            LUMIKU_HOME=str(home),
+            LUMIKU_FAILPOINTS=failpoints,
+            LUMIKU_RETRY_BACKOFF_SECONDS="0.05",
+            LUMIKU_OPEN_BROWSER="false",
+        )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "lumiku_local", "serve", "--port", "0", "--no-browser"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         line = ""
         for line in self.process.stdout:  # the URL is printed once /health answers
@@ -38,8 +46,9 @@ class Server:
 
     def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers={"content-type": "application/json"})
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"content-type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 raw = response.read()
@@ -80,8 +89,13 @@ def servers(tmp_path):
 
 def doctor(home: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LUMIKU_")}
-    return subprocess.run([sys.executable, "-m", "lumiku_local", "doctor", "--home", str(home)],
-                          env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "lumiku_local", "doctor", "--home", str(home)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def assert_batch_recovered(server: Server, project: str, home: Path) -> None:
@@ -89,8 +103,11 @@ def assert_batch_recovered(server: Server, project: str, home: Path) -> None:
     assert len(generations) == 1
     generation_id = generations[0]["id"]
     done = wait_for(
-        lambda: (g := server.get(f"{API}/generations/{generation_id}")["generation"])["status"]
-        in TERMINAL and g,
+        lambda: (
+            (g := server.get(f"{API}/generations/{generation_id}")["generation"])["status"]
+            in TERMINAL
+            and g
+        ),
         timeout=30,
     )
     assert done["status"] == "completed", done
@@ -111,12 +128,19 @@ def test_sigkill_mid_batch_then_restart_completes_exactly_once(servers, tmp_path
     server = servers("engine.generate=delay(0.4)")
     status, project = server.request("POST", f"{API}/projects", {"name": "crash"})
     assert status == 201
-    status, body = server.request("POST", f"{API}/projects/{project['id']}/avatars/generate",
-                                  {"prompt": "crash test", "count": 4})
+    status, body = server.request(
+        "POST",
+        f"{API}/projects/{project['id']}/avatars/generate",
+        {"prompt": "crash test", "count": 4},
+    )
     assert status == 202
     generation_id = body["generation"]["id"]
-    wait_for(lambda: server.get(f"{API}/generations/{generation_id}")["generation"][
-        "countCompleted"] >= 1, timeout=20)
+    wait_for(
+        lambda: (
+            server.get(f"{API}/generations/{generation_id}")["generation"]["countCompleted"] >= 1
+        ),
+        timeout=20,
+    )
     server.kill()
     restarted = servers()
     assert_batch_recovered(restarted, project["id"], home)
@@ -137,11 +161,13 @@ def test_crash_failpoint_then_restart_completes_the_batch(servers, tmp_path, fai
     server = servers(failpoint)
     status, project = server.request("POST", f"{API}/projects", {"name": "crash"})
     assert status == 201
-    try:
-        server.request("POST", f"{API}/projects/{project['id']}/avatars/generate",
-                       {"prompt": "crash test", "count": 4})
-    except (urllib.error.URLError, ConnectionError):
-        pass  # the enqueue crash takes the server down before it answers
+    # the enqueue crash takes the server down before it answers
+    with contextlib.suppress(urllib.error.URLError, ConnectionError):
+        server.request(
+            "POST",
+            f"{API}/projects/{project['id']}/avatars/generate",
+            {"prompt": "crash test", "count": 4},
+        )
     assert server.wait_exit() == -signal.SIGKILL
     restarted = servers()
     assert_batch_recovered(restarted, project["id"], home)

@@ -24,8 +24,12 @@ def test_project_validation(client):
     assert client.post(f"{API}/projects", json={"name": "  "}).status_code == 422
     assert client.post(f"{API}/projects", json={"name": "x" * 121}).status_code == 422
     assert client.post(f"{API}/projects", json={}).status_code == 400
-    assert client.post(f"{API}/projects", content=b"{oops",
-                       headers={"content-type": "application/json"}).status_code == 400
+    assert (
+        client.post(
+            f"{API}/projects", content=b"{oops", headers={"content-type": "application/json"}
+        ).status_code
+        == 400
+    )
     assert client.get(f"{API}/projects").json()["projects"] == []
 
 
@@ -64,8 +68,9 @@ def test_delete_project_cancels_refunds_and_removes_files(client, settings):
     assert canceled["status"] == "canceled"
     assert "project was deleted" in canceled["errorMessage"]
     assert canceled["creditRefunded"] == 6 - canceled["countCompleted"]
-    wait_for(lambda: client.get("/api/health/workers").json()["avatar-generator"][
-        "processingCount"] == 0)
+    wait_for(
+        lambda: client.get("/api/health/workers").json()["avatar-generator"]["processingCount"] == 0
+    )
     assert list(settings.files_dir.rglob("*.png")) == []
     for url in image_urls:
         assert client.get(url).status_code == 404
@@ -82,7 +87,9 @@ def test_avatar_endpoints(client, settings):
     done = client.wait_generation(client.generate(project, count=2)["generation"]["id"])
     first, second = done["avatars"]
     meta = client.get(f"{API}/avatars/{first['id']}")
-    assert meta.status_code == 200 and meta.json()["avatar"]["variationKey"] == first["variationKey"]
+    assert (
+        meta.status_code == 200 and meta.json()["avatar"]["variationKey"] == first["variationKey"]
+    )
     image = client.get(first["imageUrl"])
     assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
     download = client.get(first["imageUrl"] + "?download=true")
@@ -107,8 +114,10 @@ def test_identical_uploads_share_a_file_until_both_are_deleted(client, settings)
     project = client.project()
     content = png_bytes()
     ids = [
-        client.post(f"{API}/projects/{project}/avatars/upload",
-                    files={"file": ("a.png", content, "image/png")}).json()["avatar"]["id"]
+        client.post(
+            f"{API}/projects/{project}/avatars/upload",
+            files={"file": ("a.png", content, "image/png")},
+        ).json()["avatar"]["id"]
         for _ in range(2)
     ]
     assert client.delete(f"{API}/avatars/{ids[0]}").status_code == 204

@@ -13,10 +13,12 @@ def test_foreign_host_header_is_refused(client):
 
 
 def test_cross_origin_write_is_refused_and_changes_nothing(client):
-    for headers in ({"origin": "http://evil.example"},
-                    {"origin": "http://127.0.0.1:9999"},  # another local app
-                    {"sec-fetch-site": "cross-site"},
-                    {"origin": "null"}):
+    for headers in (
+        {"origin": "http://evil.example"},
+        {"origin": "http://127.0.0.1:9999"},  # another local app
+        {"sec-fetch-site": "cross-site"},
+        {"origin": "null"},
+    ):
         response = client.post(f"{API}/projects", json={"name": "x"}, headers=headers)
         assert response.status_code == 403, headers
         assert response.json()["error"]["code"] == "cross_origin"
@@ -41,9 +43,11 @@ def test_non_loopback_binding_requires_the_token(settings):
         assert client.get("/api/me").status_code == 401
         assert client.get("/api/me", headers={"authorization": "Bearer wrong"}).status_code == 401
         assert client.get("/api/me?token=s3cret-token").status_code == 200
-        ok = client.post(f"{API}/projects", json={"name": "x"},
-                         headers={"x-lumiku-token": "s3cret-token",
-                                  "origin": "http://elsewhere"})
+        ok = client.post(
+            f"{API}/projects",
+            json={"name": "x"},
+            headers={"x-lumiku-token": "s3cret-token", "origin": "http://elsewhere"},
+        )
         assert ok.status_code == 201
 
 
@@ -53,4 +57,6 @@ def test_generated_token_is_stored_in_the_data_dir(settings):
         token = (settings.home / "access-token").read_text().strip()
         assert len(token) >= 24
         assert client.get("/api/me").status_code == 401
-        assert client.get("/api/me", headers={"authorization": f"Bearer {token}"}).status_code == 200
+        assert (
+            client.get("/api/me", headers={"authorization": f"Bearer {token}"}).status_code == 200
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,11 +18,13 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
-from . import __version__, failpoints, generations, migrations, storage
+from . import __version__, catalog, failpoints, generations, migrations, storage
 from .api import admin, avatars, credits, events, health, models, projects
 from .api import generations as generation_routes
 from .config import Settings
 from .db import connection, open_database
+from .engines import engine_for
+from .engines.dicebear import DiceBearEngine
 from .errors import LumikuError
 from .events import EventBus
 from .models import Avatar, User
@@ -116,6 +119,14 @@ def _start(settings: Settings, state: State) -> None:
         referenced |= {name for (name,) in Avatar.select(Avatar.thumbnail_file).tuples()}
     storage.sweep(settings.files_dir, referenced)  # nothing is writing yet: orphans are garbage
     state.job_queue.start()
+    threading.Thread(target=_warm_up, name="lumiku-warm-up", daemon=True).start()
+
+
+def _warm_up() -> None:
+    """Load the default DiceBear style (~0.5 s of schema checks) before the first job needs it."""
+    engine = engine_for("dicebear")
+    if isinstance(engine, DiceBearEngine):
+        engine.render_png(catalog.DEFAULT_STYLE, "warm-up", 64, 64)
 
 
 def create_app(settings: Settings) -> Litestar:

@@ -76,10 +76,13 @@ def save_png(files_dir: Path, png: bytes, image: Image.Image | None = None) -> S
 
 
 def _thumbnail_bytes(image: Image.Image) -> bytes:
-    """Shrinks `image` in place (callers pass an image they own and no longer need)."""
-    image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), reducing_gap=2.0)
+    """A WebP of at most THUMBNAIL_SIZE a side; may shrink `image` in place (callers own it)."""
+    factor = min(image.width, image.height) // THUMBNAIL_SIZE
+    if factor >= 2:
+        image = image.reduce(factor)  # box-averaging by a whole factor: fast and clean
+    image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
     out = io.BytesIO()
-    image.save(out, "WEBP", quality=82, method=2)
+    image.save(out, "WEBP", quality=82, method=0)
     return out.getvalue()
 
 

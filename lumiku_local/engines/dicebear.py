@@ -11,6 +11,24 @@ from .. import failpoints
 from .base import Cancelled, EngineJob, OnImage, OnProgress, PermanentEngineError
 
 BACKGROUNDS = ["b6e3f4", "c0aede", "d1d4f9", "ffd5dc", "ffdfbf"]
+FONT_STACK = "Segoe UI, Helvetica Neue, Arial, DejaVu Sans, Liberation Sans, sans-serif"
+IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+_per_thread = threading.local()  # resvg's Options may not cross threads
+
+
+def _rasterise(svg: str, with_fonts: bool) -> bytes:
+    """SVG to PNG with resvg; system fonts are loaded once per thread, and only for text."""
+    import resvg
+
+    key = "fonts" if with_fonts else "plain"
+    options = getattr(_per_thread, key, None)
+    if options is None:
+        options = resvg.usvg.Options.default()
+        if with_fonts:
+            options.load_system_fonts()
+        setattr(_per_thread, key, options)
+    return bytes(resvg.render(resvg.usvg.Tree.from_str(svg, options), IDENTITY))
 
 
 class DiceBearEngine:
@@ -18,6 +36,7 @@ class DiceBearEngine:
 
     def __init__(self) -> None:
         self._styles: dict[str, Any] = {}
+        self._needs_fonts: set[str] = set()
         self._lock = threading.Lock()
 
     def is_installed(self, capabilities: dict[str, Any]) -> bool:
@@ -35,15 +54,23 @@ class DiceBearEngine:
                 except FileNotFoundError:
                     raise PermanentEngineError(f"DiceBear has no style named {name!r}.") from None
                 cached = self._styles[name] = Style.from_json(raw)
+                if "font" in raw.lower():  # initials and friends draw text
+                    self._needs_fonts.add(name)
             return cached
 
     def render_png(self, style_name: str, seed: str, width: int, height: int) -> bytes:
-        import resvg_py
         from dicebear import Avatar
 
-        avatar = Avatar(self.style(style_name), {"seed": seed, "backgroundColor": BACKGROUNDS})
         side = min(width, height)
-        png = bytes(resvg_py.svg_to_bytes(svg_string=avatar.to_string(), width=side, height=side))
+        avatar = Avatar(
+            self.style(style_name),
+            {"seed": seed, "size": side, "backgroundColor": BACKGROUNDS},
+        )
+        svg = avatar.to_string()
+        needs_fonts = style_name in self._needs_fonts
+        if needs_fonts:  # DiceBear asks for `system-ui`, a name resvg does not resolve
+            svg = svg.replace('font-family="system-ui"', f'font-family="{FONT_STACK}"')
+        png = _rasterise(svg, needs_fonts)
         if width == height:
             return png
         return _pad(png, width, height)

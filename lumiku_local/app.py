@@ -148,6 +148,7 @@ def create_app(settings: Settings) -> Litestar:
         try:
             yield
         finally:
+            runtime.stopping.set()
             await asyncio.to_thread(job_queue.stop)
 
     token = None if settings.is_loopback else ensure_access_token(settings)

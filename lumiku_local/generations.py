@@ -342,6 +342,8 @@ class _Worker:
     def cancelled(self) -> bool:
         """Checked by the engine between images and steps: canceled, taken over, past deadline."""
         self.heartbeat()
+        if self.runtime.stopping.is_set():
+            return True
         if utcnow() >= self.generation.deadline_at:
             self.timed_out = True
             return True
@@ -460,6 +462,9 @@ class _Worker:
             self._attempt_failed(exc)
             return
         if self.lost:
+            return
+        if self.delivered < generation.count and self.runtime.stopping.is_set():
+            log.info("generation %s paused for shutdown; the next start resumes it", generation.id)
             return
         if self.delivered >= generation.count:
             self._finish("completed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -19,6 +20,9 @@ class Runtime:
     enqueue_fn: Callable[[str, float | None], None] | None = None
     publish_fn: Callable[[dict[str, Any]], None] | None = None
     last_heartbeat: float = field(default_factory=time.time)
+    # set when the server stops: running jobs pause at the next image or step and stay
+    # `processing`, so the next start resumes them (another boot id)
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def enqueue(self, generation_id: str, delay: float | None = None) -> None:
         if self.enqueue_fn is None:

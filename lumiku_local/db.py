@@ -54,9 +54,4 @@ def iso(moment: dt.datetime | None) -> str | None:
         return None
     if isinstance(moment, str):  # a value read back by raw SQL
         moment = dt.datetime.fromisoformat(moment)
-    return (
-        moment.replace(microsecond=(moment.microsecond // 1000) * 1000).isoformat(
-            timespec="milliseconds"
-        )
-        + "Z"
-    )
+    return moment.isoformat(timespec="milliseconds") + "Z"

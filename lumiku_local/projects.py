@@ -57,11 +57,13 @@ def list_live(runtime: Runtime) -> list[tuple[AvatarProject, int]]:
     return [(project, project.avatar_count) for project in query]
 
 
-def live_avatars(project_id: str) -> list[Avatar]:
+def live_avatars(project_id: str) -> list[dict]:
+    """Rows as dicts (field names, foreign keys as ids): a gallery can hold thousands."""
     return list(
         Avatar.select()
         .where((Avatar.project == project_id) & Avatar.deleted_at.is_null())
         .order_by(Avatar.created_at.desc())
+        .dicts()
     )
 
 
@@ -95,7 +97,12 @@ def delete(runtime: Runtime, project_id: str) -> None:
         storage.remove_unreferenced(runtime.settings.files_dir, avatar_files(avatar))
 
 
-def avatar_files(avatar: Avatar) -> storage.StoredImage:
+def avatar_files(avatar: Avatar | dict) -> storage.StoredImage:
+    data = avatar if isinstance(avatar, dict) else avatar.__data__
     return storage.StoredImage(
-        avatar.image_file, avatar.thumbnail_file, avatar.width, avatar.height, avatar.file_size
+        data["image_file"],
+        data["thumbnail_file"],
+        data["width"],
+        data["height"],
+        data["file_size"],
     )

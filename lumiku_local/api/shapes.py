@@ -19,24 +19,27 @@ from ..models import (
 API = "/api/apps/avatar-creator"
 
 
-def avatar(row: Avatar) -> dict[str, Any]:
+def avatar(row: Avatar | dict[str, Any]) -> dict[str, Any]:
+    """An avatar from a model row or a `.dicts()` row (field names; foreign keys as ids)."""
+    data = row if isinstance(row, dict) else row.__data__
+    avatar_id = data["id"]
     return {
-        "id": row.id,
-        "projectId": row.project_id,
-        "name": row.name,
-        "source": row.source,
-        "generationId": row.generation_id,
-        "variationKey": row.variation_key,
-        "prompt": row.prompt,
-        "seed": row.seed,
-        "modelKey": row.model_key,
-        "style": row.style,
-        "width": row.width,
-        "height": row.height,
-        "fileSize": row.file_size,
-        "imageUrl": f"{API}/avatars/{row.id}/image",
-        "thumbnailUrl": f"{API}/avatars/{row.id}/thumbnail",
-        "createdAt": iso(row.created_at),
+        "id": avatar_id,
+        "projectId": data["project"],
+        "name": data["name"],
+        "source": data["source"],
+        "generationId": data.get("generation"),
+        "variationKey": data.get("variation_key"),
+        "prompt": data.get("prompt"),
+        "seed": data.get("seed"),
+        "modelKey": data.get("model_key"),
+        "style": data.get("style"),
+        "width": data["width"],
+        "height": data["height"],
+        "fileSize": data["file_size"],
+        "imageUrl": f"{API}/avatars/{avatar_id}/image",
+        "thumbnailUrl": f"{API}/avatars/{avatar_id}/thumbnail",
+        "createdAt": iso(data["created_at"]),
     }
 
 

@@ -88,6 +88,14 @@ def _http_error(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
     return _error(status, HTTP_CODES.get(status, "http_error"), message)
 
 
+def _undecodable(_: Request, exc: Exception) -> Response[dict[str, Any]]:
+    if isinstance(exc, UnicodeDecodeError):
+        message = "Form fields must be UTF-8 text; attach the image as a file with a file name."
+    else:  # OverflowError: a number SQLite cannot store
+        message = "A number in the request is far too large."
+    return _error(400, "invalid_input", message)
+
+
 def _internal_error(_: Request, exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error", exc_info=exc)
     return _error(
@@ -115,8 +123,10 @@ def _start(settings: Settings, state: State) -> None:
         migrations.migrate()
         migrations.reseed_catalog()
         runtime.user_id = User.select().order_by(User.id).first().id
-        referenced = {name for (name,) in Avatar.select(Avatar.image_file).tuples()}
-        referenced |= {name for (name,) in Avatar.select(Avatar.thumbnail_file).tuples()}
+        live = Avatar.select(Avatar.image_file, Avatar.thumbnail_file).where(
+            Avatar.deleted_at.is_null()
+        )
+        referenced = {name for pair in live.tuples() for name in pair}
     storage.sweep(settings.files_dir, referenced)  # nothing is writing yet: orphans are garbage
     state.job_queue.start()
     threading.Thread(target=_warm_up, name="lumiku-warm-up", daemon=True).start()
@@ -180,6 +190,8 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers={
             LumikuError: _lumiku_error,
             HTTPException: _http_error,
+            UnicodeDecodeError: _undecodable,
+            OverflowError: _undecodable,
             Exception: _internal_error,
         },
         openapi_config=openapi,

@@ -34,9 +34,15 @@ def upload(runtime: Runtime, project_id: str, content: bytes, name: str | None) 
     png, image = storage.decode_upload(
         content, settings.max_upload_bytes, settings.max_image_pixels
     )
-    stored = storage.save_png(settings.files_dir, png, image)
+    prepared = storage.prepare_png(png, image)
+    stored = storage.write(settings.files_dir, prepared)
     with write_transaction():
-        project = live_project(project_id)
+        try:
+            project = live_project(project_id)
+        except NotFound:
+            storage.remove_unreferenced(settings.files_dir, stored)
+            raise
+        storage.write(settings.files_dir, prepared)  # see storage.write
         avatar = Avatar.create(
             user=runtime.user_id,
             project=project,
@@ -80,4 +86,4 @@ def delete(runtime: Runtime, avatar_id: str) -> None:
             avatar=avatar,
             action="delete",
         )
-    storage.remove_unreferenced(runtime.settings.files_dir, avatar_files(avatar))
+        storage.remove_unreferenced(runtime.settings.files_dir, avatar_files(avatar))

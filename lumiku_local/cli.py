@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import logging.handlers
+import os
 import socket
 import sys
 import threading
@@ -17,6 +18,9 @@ from typing import Any
 
 from . import __version__
 from .config import Settings, SettingsError, load_settings
+
+LOCK_FILE = "lumiku.lock"
+SERVER_FILE = "server.json"  # where a second launch finds the running one
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -131,23 +135,57 @@ def _announce_when_ready(server: Any, url: str, open_browser: bool, token: str |
         webbrowser.open(address)
 
 
+def _open_running(url: str, settings: Settings) -> int:
+    print(f"Lumiku is already running at {url}", flush=True)
+    if settings.open_browser:
+        webbrowser.open(url)
+    return 0
+
+
 def serve(settings: Settings) -> int:
+    from filelock import FileLock, Timeout
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    # One server per data folder: two would take each other's running jobs for orphans.
+    lock = FileLock(settings.home / LOCK_FILE)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        url = _running_url(settings)
+        if url and _health_status(url) is not None:
+            return _open_running(url, settings)
+        print(
+            f"lumiku: another Lumiku is using the data folder {settings.home}. "
+            "Close it first, or choose another folder with --home.",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        return _serve_locked(settings)
+    finally:
+        (settings.home / SERVER_FILE).unlink(missing_ok=True)
+        lock.release()
+
+
+def _running_url(settings: Settings) -> str | None:
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads((settings.home / SERVER_FILE).read_text(encoding="utf-8"))["url"]
+    return None
+
+
+def _serve_locked(settings: Settings) -> int:
     import uvicorn
 
     from .app import create_app
     from .safety import ensure_access_token
 
-    settings.home.mkdir(parents=True, exist_ok=True)
     _setup_logging(settings)
     try:
         sock = _bind(settings)
     except OSError as exc:
         url = _url(settings, settings.port)
         if _health_status(url) is not None:
-            print(f"Lumiku is already running at {url}", flush=True)
-            if settings.open_browser:
-                webbrowser.open(url)
-            return 0
+            return _open_running(url, settings)
         print(
             f"lumiku: cannot listen on {settings.host}:{settings.port} ({exc.strerror}). "
             "Another program uses that port: choose another with --port.",
@@ -160,6 +198,9 @@ def serve(settings: Settings) -> int:
         token = ensure_access_token(settings)
         print(f"Sharing on {settings.host}: anyone opening Lumiku needs the token in the URL.")
     url = _url(settings, port)
+    (settings.home / SERVER_FILE).write_text(
+        json.dumps({"url": url, "pid": os.getpid()}), encoding="utf-8"
+    )
     app = create_app(settings)
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=10

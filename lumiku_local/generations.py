@@ -132,8 +132,8 @@ def _resolve_options(request: GenerateRequest, model: AIModel) -> tuple[str, dic
     if not 0 <= seed <= MAX_SEED - MAX_COUNT:
         raise InvalidInput(f"seed must be between 0 and {MAX_SEED - MAX_COUNT}.")
     min_size, max_size = caps.get("minSize", 64), caps.get("maxSize", 1024)
-    width = request.width or caps.get("width", 512)
-    height = request.height or caps.get("height", 512)
+    width = caps.get("width", 512) if request.width is None else request.width
+    height = caps.get("height", 512) if request.height is None else request.height
     for label, value in (("width", width), ("height", height)):
         if not min_size <= value <= max_size:
             raise InvalidInput(f"{label} must be between {min_size} and {max_size} pixels.")
@@ -192,7 +192,10 @@ def submit(
         )
         AvatarProject.update(updated_at=utcnow()).where(AvatarProject.id == project.id).execute()
     failpoints.hit("generation.enqueue")
-    runtime.enqueue(generation.id)
+    try:
+        runtime.enqueue(generation.id)
+    except Exception:  # charged and committed: the reconciler enqueues it within 30 s
+        log.exception("could not enqueue generation %s; the reconciler will", generation.id)
     runtime.publish(generation_event(generation))
     return generation, balance
 
@@ -288,7 +291,8 @@ def claim(runtime: Runtime, generation_id: str) -> str | None:
         generation = AvatarGeneration.get_or_none(AvatarGeneration.id == generation_id)
         if generation is None:
             return None
-        claimable = (AvatarGeneration.status == "pending") | (
+        due = AvatarGeneration.next_attempt_at.is_null() | (AvatarGeneration.next_attempt_at <= now)
+        claimable = ((AvatarGeneration.status == "pending") & due) | (
             (AvatarGeneration.status == "processing")
             & (
                 (AvatarGeneration.heartbeat_at < expired)
@@ -378,7 +382,8 @@ class _Worker:
 
     def on_image(self, variation: Variation, png: bytes) -> None:
         generation = self.generation
-        stored = storage.save_png(self.settings.files_dir, png)
+        prepared = storage.prepare_png(png)
+        stored = storage.write(self.settings.files_dir, prepared)
         failpoints.hit("generation.record")
         options = generation.options or {}
         with write_transaction():
@@ -386,6 +391,7 @@ class _Worker:
                 self.lost = True
                 storage.remove_unreferenced(self.settings.files_dir, stored)
                 raise _LostClaim()
+            storage.write(self.settings.files_dir, prepared)  # see storage.write
             try:
                 Avatar.create(
                     user=generation.user_id,

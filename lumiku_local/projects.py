@@ -69,32 +69,34 @@ def live_avatars(project_id: str) -> list[dict]:
 
 def delete(runtime: Runtime, project_id: str) -> None:
     """Soft-delete the project, finish its unfinished generations with refunds, remove files."""
-    project = generations.live_project(project_id)
-    unfinished = [
-        generation.id
-        for generation in AvatarGeneration.select(AvatarGeneration.id).where(
-            (AvatarGeneration.project == project.id)
-            & AvatarGeneration.status.in_(UNFINISHED_STATUSES)
-        )
-    ]
-    for generation_id in unfinished:
-        generations.finish(
-            runtime,
-            generation_id,
-            "canceled",
-            "Canceled because its project was deleted. Undelivered images were refunded.",
-        )
-    now = utcnow()
+    # One transaction: a generate request either commits before (and is canceled here) or
+    # after (and finds the project gone); none can slip in between.
     with write_transaction():
+        project = generations.live_project(project_id)
+        now = utcnow()
         AvatarProject.update(deleted_at=now, updated_at=now).where(
             AvatarProject.id == project.id
         ).execute()
+        unfinished = [
+            generation.id
+            for generation in AvatarGeneration.select(AvatarGeneration.id).where(
+                (AvatarGeneration.project == project.id)
+                & AvatarGeneration.status.in_(UNFINISHED_STATUSES)
+            )
+        ]
+        for generation_id in unfinished:
+            generations.finish(
+                runtime,
+                generation_id,
+                "canceled",
+                "Canceled because its project was deleted. Undelivered images were refunded.",
+            )
         doomed = live_avatars(project.id)
         Avatar.update(deleted_at=now).where(
             (Avatar.project == project.id) & Avatar.deleted_at.is_null()
         ).execute()
-    for avatar in doomed:
-        storage.remove_unreferenced(runtime.settings.files_dir, avatar_files(avatar))
+        for avatar in doomed:
+            storage.remove_unreferenced(runtime.settings.files_dir, avatar_files(avatar))
 
 
 def avatar_files(avatar: Avatar | dict) -> storage.StoredImage:

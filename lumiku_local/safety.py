@@ -16,7 +16,6 @@ from .config import Settings
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 LOCAL_NAMES = {"127.0.0.1", "localhost", "::1", "[::1]"}
 TOKEN_FILE = "access-token"
-TOKEN_COOKIE = "lumiku_token"
 
 
 def ensure_access_token(settings: Settings) -> str:
@@ -87,10 +86,6 @@ class SafetyMiddleware:
             candidates.append(auth[7:])
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         candidates += query.get("token", [])
-        for part in headers.get("cookie", "").split(";"):
-            name, _, value = part.strip().partition("=")
-            if name == TOKEN_COOKIE:
-                candidates.append(value)
         return any(secrets.compare_digest(c, self.token) for c in candidates if c)
 
 

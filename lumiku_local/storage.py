@@ -63,16 +63,34 @@ def _content_name(content: bytes, suffix: str) -> str:
     return f"{digest[:2]}/{digest}{suffix}"
 
 
-def save_png(files_dir: Path, png: bytes, image: Image.Image | None = None) -> StoredImage:
-    """Store a PNG and its thumbnail under content-addressed names, each written atomically."""
+@dataclass(frozen=True)
+class PreparedImage:
+    """A PNG and its thumbnail with their content-addressed names, ready to write."""
+
+    stored: StoredImage
+    png: bytes
+    thumbnail: bytes
+
+
+def prepare_png(png: bytes, image: Image.Image | None = None) -> PreparedImage:
     image = image or Image.open(io.BytesIO(png))
     width, height = image.size
     image_file = _content_name(png, ".png")
-    thumbnail = _thumbnail_bytes(image)
     thumbnail_file = image_file.removesuffix(".png") + ".thumb.webp"
-    _write_atomically(files_dir, thumbnail_file, thumbnail)
-    _write_atomically(files_dir, image_file, png)
-    return StoredImage(image_file, thumbnail_file, width, height, len(png))
+    stored = StoredImage(image_file, thumbnail_file, width, height, len(png))
+    return PreparedImage(stored, png, _thumbnail_bytes(image))
+
+
+def write(files_dir: Path, prepared: PreparedImage) -> StoredImage:
+    """Write both files atomically; a file already there (same content) is kept.
+
+    Identical content shares one file, so call this once before the row's write transaction
+    (the slow, fsynced write) and again inside it, right before inserting the row: a delete of
+    an identical avatar, which unlinks inside its own write transaction, may have removed them.
+    """
+    _write_atomically(files_dir, prepared.stored.thumbnail_file, prepared.thumbnail)
+    _write_atomically(files_dir, prepared.stored.image_file, prepared.png)
+    return prepared.stored
 
 
 def _thumbnail_bytes(image: Image.Image) -> bytes:
@@ -147,7 +165,10 @@ def sweep(files_dir: Path, referenced: set[str]) -> int:
 
 
 def remove_unreferenced(files_dir: Path, stored: StoredImage) -> None:
-    """Remove a stored image and thumbnail unless a live avatar row still uses them."""
+    """Remove a stored image and thumbnail unless a live avatar row still uses them.
+
+    Call inside a write transaction, so no insert of a row naming these files can interleave.
+    """
     from .models import Avatar  # storage stays importable without the schema
 
     in_use = (

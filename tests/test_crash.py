@@ -171,3 +171,53 @@ def test_crash_failpoint_then_restart_completes_the_batch(servers, tmp_path, fai
     assert server.wait_exit() == -signal.SIGKILL
     restarted = servers()
     assert_batch_recovered(restarted, project["id"], home)
+
+
+def test_second_launch_on_the_same_data_folder_opens_the_running_one(servers, tmp_path):
+    first = servers()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUMIKU_")}
+    second = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lumiku_local",
+            "serve",
+            "--port",
+            "0",
+            "--no-browser",
+            "--home",
+            str(tmp_path / "home"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 0, second.stderr
+    assert f"already running at {first.url}" in second.stdout
+    assert first.get("/health") == {"status": "ok"}  # untouched
+
+
+def test_deleted_avatar_files_left_by_a_crash_are_swept_at_start(servers, tmp_path):
+    home = tmp_path / "home"
+    server = servers()
+    status, project = server.request("POST", f"{API}/projects", {"name": "sweep"})
+    status, body = server.request(
+        "POST", f"{API}/projects/{project['id']}/avatars/generate", {"prompt": "x"}
+    )
+    generation_id = body["generation"]["id"]
+    wait_for(
+        lambda: (
+            server.get(f"{API}/generations/{generation_id}")["generation"]["status"] == "completed"
+        )
+    )
+    server.kill()
+    # as if the process died between committing a delete and unlinking the files
+    import sqlite3
+
+    with sqlite3.connect(home / "lumiku.db") as db:
+        db.execute("update avatar set deleted_at = '2026-01-01 00:00:00'")
+    assert list((home / "files").rglob("*.png"))
+    restarted = servers()
+    assert restarted.get("/health") == {"status": "ok"}
+    assert not list((home / "files").rglob("*.*"))

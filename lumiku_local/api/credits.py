@@ -23,7 +23,7 @@ def me(state: State) -> dict[str, Any]:
 @blocking
 def history(
     state: State,
-    page: Annotated[int, QueryParameter(ge=1)] = 1,
+    page: Annotated[int, QueryParameter(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, QueryParameter(name="pageSize", ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     """Ledger entries, newest first."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import anyio.to_thread
 import msgspec
@@ -29,16 +29,19 @@ class ProjectPatch(msgspec.Struct, kw_only=True):
     description: str | None = None
 
 
+SmallInt = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]  # what SQLite can hold
+
+
 class GenerateBody(msgspec.Struct, rename="camel", kw_only=True):
     prompt: str = ""
     name: str | None = None
     model_key: str | None = None
-    preset_id: int | None = None
+    preset_id: SmallInt | None = None
     style: str | None = None
-    count: int = 1
-    seed: int | None = None
-    width: int | None = None
-    height: int | None = None
+    count: SmallInt = 1
+    seed: SmallInt | None = None
+    width: SmallInt | None = None
+    height: SmallInt | None = None
 
 
 @dataclass

@@ -288,7 +288,13 @@ def claim(runtime: Runtime, generation_id: str) -> str | None:
     now = utcnow()
     expired = now - dt.timedelta(seconds=runtime.settings.lease_seconds)
     with write_transaction():
-        generation = AvatarGeneration.get_or_none(AvatarGeneration.id == generation_id)
+        generation = (
+            AvatarGeneration.select(AvatarGeneration, AIModel.deadline_seconds)
+            .join(AIModel)
+            .where(AvatarGeneration.id == generation_id)
+            .objects()
+            .first()
+        )
         if generation is None:
             return None
         due = AvatarGeneration.next_attempt_at.is_null() | (AvatarGeneration.next_attempt_at <= now)
@@ -300,7 +306,7 @@ def claim(runtime: Runtime, generation_id: str) -> str | None:
             )
         )
         deadline_at = generation.deadline_at or now + dt.timedelta(
-            seconds=generation.model.deadline_seconds
+            seconds=generation.deadline_seconds
         )
         changed = (
             AvatarGeneration.update(

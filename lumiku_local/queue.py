@@ -14,7 +14,7 @@ from huey.storage import SqliteStorage
 
 from . import failpoints
 from .config import Settings
-from .db import connection
+from .db import connection, database
 
 log = logging.getLogger("lumiku.queue")
 
@@ -98,10 +98,14 @@ class JobQueue:
         self.storage: WakingSqliteStorage = self.huey.storage
 
         def run_generation(generation_id: str) -> None:
-            with connection():
-                run_task(generation_id)
+            run_task(generation_id)  # on this worker thread's own connection, kept open
+
+        def close_connection() -> None:  # runs in each worker thread as it stops
+            if not database.is_closed():
+                database.close()
 
         self.task = self.huey.task(name=TASK_NAME)(run_generation)
+        self.huey.on_shutdown()(close_connection)
         self._reconcile = reconcile
         self.consumer: EmbeddedConsumer | None = None
         self._stop = threading.Event()

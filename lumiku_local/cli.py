@@ -211,6 +211,10 @@ def _serve_locked(settings: Settings) -> int:
         def handle_exit(self, sig: int, frame: Any) -> None:
             bus.close()  # end open event streams so shutdown does not wait on browser tabs
             super().handle_exit(sig, frame)
+            # uvicorn re-raises the signal after its shutdown, which would kill us before our
+            # own clean-up (and print a KeyboardInterrupt traceback on Ctrl+C): a stop asked
+            # for by the user is a normal exit
+            self._captured_signals.clear()
 
     server = Server(config)
     threading.Thread(

@@ -221,3 +221,32 @@ def test_deleted_avatar_files_left_by_a_crash_are_swept_at_start(servers, tmp_pa
     restarted = servers()
     assert restarted.get("/health") == {"status": "ok"}
     assert not list((home / "files").rglob("*.*"))
+
+
+def test_serve_opens_the_browser_once_health_answers(tmp_path):
+    """`lumiku` opens the browser at its URL; $BROWSER stands in for the user's browser."""
+    opened = tmp_path / "opened.txt"
+    fake_browser = tmp_path / "browser.py"
+    fake_browser.write_text(
+        "import sys, urllib.request, pathlib\n"
+        "status = urllib.request.urlopen(sys.argv[1] + '/health').status\n"
+        f"pathlib.Path({str(opened)!r}).write_text(sys.argv[1] + ' ' + str(status))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUMIKU_")}
+    env.update(LUMIKU_HOME=str(tmp_path / "home"), BROWSER=f"{sys.executable} {fake_browser} %s")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lumiku_local", "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        url = line.split("running at ", 1)[1].split()[0]
+        wait_for(lambda: opened.exists() and opened.read_text(), timeout=30)
+        assert opened.read_text() == f"{url} 200"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0  # a graceful stop on SIGTERM
+        process.stdout.close()

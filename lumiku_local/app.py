@@ -33,6 +33,7 @@ from .runtime import Runtime
 from .safety import SafetyMiddleware, ensure_access_token
 
 log = logging.getLogger("lumiku")
+WARM_UP_DELAY = 1.5  # seconds after start-up
 
 
 def assets_dir() -> Path:
@@ -129,7 +130,10 @@ def _start(settings: Settings, state: State) -> None:
         referenced = {name for pair in live.tuples() for name in pair}
     storage.sweep(settings.files_dir, referenced)  # nothing is writing yet: orphans are garbage
     state.job_queue.start()
-    threading.Thread(target=_warm_up, name="lumiku-warm-up", daemon=True).start()
+    # after start-up, so it does not compete with the first requests for the GIL
+    warm_up = threading.Timer(WARM_UP_DELAY, _warm_up)
+    warm_up.daemon = True
+    warm_up.start()
 
 
 def _warm_up() -> None:

@@ -12,8 +12,6 @@ import socket
 import sys
 import threading
 import time
-import urllib.request
-import webbrowser
 from typing import Any
 
 from . import __version__
@@ -108,6 +106,9 @@ def _url(settings: Settings, port: int) -> str:
 
 
 def _health_status(url: str, timeout: float = 0.5) -> str | None:
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=timeout) as response:
             return json.loads(response.read()).get("status")
@@ -129,6 +130,8 @@ def _announce_when_ready(server: Any, url: str, open_browser: bool, token: str |
     if _health_status(url, timeout=10) is None:
         print(f"lumiku: the server started but {url}/health does not answer", file=sys.stderr)
         return
+    import webbrowser
+
     address = f"{url}/?token={token}" if token else url
     print(f"Lumiku is running at {address}  (press Ctrl+C to stop)", flush=True)
     if open_browser:
@@ -136,6 +139,8 @@ def _announce_when_ready(server: Any, url: str, open_browser: bool, token: str |
 
 
 def _open_running(url: str, settings: Settings) -> int:
+    import webbrowser
+
     print(f"Lumiku is already running at {url}", flush=True)
     if settings.open_browser:
         webbrowser.open(url)

@@ -11,11 +11,13 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-
-from PIL import Image, ImageOps
+from typing import TYPE_CHECKING
 
 from . import failpoints
 from .errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+
+if TYPE_CHECKING:  # Pillow loads on first use: start-up stays fast
+    from PIL import Image
 
 THUMBNAIL_SIZE = 256
 ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
@@ -73,6 +75,8 @@ class PreparedImage:
 
 
 def prepare_png(png: bytes, image: Image.Image | None = None) -> PreparedImage:
+    from PIL import Image
+
     image = image or Image.open(io.BytesIO(png))
     width, height = image.size
     image_file = _content_name(png, ".png")
@@ -106,6 +110,8 @@ def _thumbnail_bytes(image: Image.Image) -> bytes:
 
 def decode_upload(content: bytes, max_bytes: int, max_pixels: int) -> tuple[bytes, Image.Image]:
     """Validate an uploaded image and re-encode it as PNG (dropping metadata); raises 4xx errors."""
+    from PIL import Image, ImageOps
+
     if len(content) > max_bytes:
         raise PayloadTooLarge(
             f"The file is {len(content) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB."

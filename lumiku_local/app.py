@@ -21,10 +21,14 @@ from litestar.static_files import create_static_files_router
 from . import __version__, catalog, failpoints, generations, migrations, storage
 from .api import admin, avatars, credits, events, health, models, projects
 from .api import generations as generation_routes
+from .api import settings as settings_routes
 from .config import Settings
 from .db import connection, open_database
+from .downloads import DownloadManager
 from .engines import engine_for
+from .engines import register as register_engine
 from .engines.dicebear import DiceBearEngine
+from .engines.diffusers import DiffusersEngine
 from .errors import LumikuError
 from .events import EventBus
 from .models import Avatar, User
@@ -124,6 +128,7 @@ def _start(settings: Settings, state: State) -> None:
         migrations.migrate()
         migrations.reseed_catalog()
         runtime.user_id = User.select().order_by(User.id).first().id
+        state.downloads.resume_interrupted()
         live = Avatar.select(Avatar.image_file, Avatar.thumbnail_file).where(
             Avatar.deleted_at.is_null()
         )
@@ -154,6 +159,9 @@ def create_app(settings: Settings) -> Litestar:
     )
     runtime.enqueue_fn = job_queue.enqueue
     runtime.publish_fn = bus.publish
+    diffusion = DiffusersEngine(settings)
+    register_engine(diffusion)
+    downloads = DownloadManager(settings, runtime, diffusion)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -163,7 +171,9 @@ def create_app(settings: Settings) -> Litestar:
             yield
         finally:
             runtime.stopping.set()
+            await asyncio.to_thread(downloads.stop)
             await asyncio.to_thread(job_queue.stop)
+            diffusion.unload()
 
     token = None if settings.is_loopback else ensure_access_token(settings)
     static = create_static_files_router(
@@ -184,12 +194,25 @@ def create_app(settings: Settings) -> Litestar:
         ],
     )
     route_handlers: list[Any] = [home, static]
-    for module in (health, credits, models, projects, generation_routes, avatars, events, admin):
+    api_modules = (
+        health,
+        credits,
+        models,
+        projects,
+        generation_routes,
+        avatars,
+        events,
+        admin,
+        settings_routes,
+    )
+    for module in api_modules:
         route_handlers += module.routes
     return Litestar(
         route_handlers=route_handlers,
         lifespan=[lifespan],
-        state=State({"runtime": runtime, "job_queue": job_queue, "event_bus": bus}),
+        state=State(
+            {"runtime": runtime, "job_queue": job_queue, "event_bus": bus, "downloads": downloads}
+        ),
         middleware=[DefineMiddleware(SafetyMiddleware, settings=settings, token=token)],
         exception_handlers={
             LumikuError: _lumiku_error,

@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, help_text in (
         ("serve", "start the studio (the default)"),
         ("doctor", "check the data folder, database, queue and credits"),
+        ("models", "list, download (pull) or remove (rm) AI models"),
     ):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("--home", help="data folder (default: your user data folder)")
@@ -38,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--port", type=int, help="port (default 8765; 0 picks a free one)")
             sub.add_argument("--workers", type=int, help="generation worker threads (default 2)")
             sub.add_argument("--no-browser", action="store_true", help="do not open a browser")
+        if name == "models":
+            sub.add_argument("action", choices=("list", "pull", "rm"), nargs="?", default="list")
+            sub.add_argument("key", nargs="?", help="model key, e.g. avatar-creator:sd-turbo")
     return parser
 
 
@@ -58,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "doctor":
         return doctor(settings)
+    if args.command == "models":
+        from .model_cli import models_command
+
+        return models_command(settings, args.action, args.key)
     return serve(settings)
 
 

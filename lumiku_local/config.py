@@ -39,6 +39,10 @@ class Settings:
     worker_restart_seconds: float = 10.0
     max_upload_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 40_000_000
+    device: str = "auto"
+    hf_cache_dir: str = ""
+    hf_endpoint: str = ""
+    pipeline_idle_minutes: float = 10.0
     failpoints: str = ""
     log_level: str = "info"
     access_token: str = ""
@@ -58,6 +62,15 @@ class Settings:
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def hf_cache(self) -> Path:
+        """The Hugging Face hub cache: shared with other HF tools unless hf_cache_dir is set."""
+        if self.hf_cache_dir:
+            return Path(self.hf_cache_dir).expanduser()
+        from huggingface_hub import constants
+
+        return Path(constants.HF_HUB_CACHE)
 
     @property
     def is_loopback(self) -> bool:
@@ -137,6 +150,10 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("workers must be between 1 and 16")
     if not 0 <= settings.port <= 65535:
         raise SettingsError("port must be between 0 and 65535")
+    if settings.device not in ("auto", "cuda", "mps", "cpu") and not settings.device.startswith(
+        "cuda:"
+    ):
+        raise SettingsError("device must be auto, cuda, cuda:N, mps or cpu")
     if settings.max_attempts < 1:
         raise SettingsError("max_attempts must be at least 1")
     for name in ("lease_seconds", "reconcile_seconds", "wake_timeout_seconds"):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from peewee import fn
 
-from . import storage
+from . import hardware, storage
 from .config import Settings
 from .db import connection, open_database
 from .generations import is_installed
@@ -175,7 +175,41 @@ def run_checks(settings: Settings) -> list[Check]:
                 return False, "; ".join(missing[:10])
             return True, f"{Avatar.select().where(Avatar.deleted_at.is_null()).count()} avatars"
 
+        def device() -> tuple[bool, str]:
+            facts = hardware.report(settings.device, settings.hf_cache)
+            if facts["device"] is None:
+                return True, (
+                    "diffusion components not installed: only the Instant model runs "
+                    f"(RAM {facts['ramAvailableGb']}/{facts['ramTotalGb']} GB free)"
+                )
+            vram = (
+                f", {facts['gpuName']} VRAM {facts['vramFreeGb']}/{facts['vramTotalGb']} GB free"
+                if facts["vramTotalGb"]
+                else ""
+            )
+            return True, (
+                f"{facts['device']} ({facts['dtype']}), torch {facts['torch']}, "
+                f"CUDA {facts['cuda'] or 'none'}{vram}; RAM {facts['ramAvailableGb']}/"
+                f"{facts['ramTotalGb']} GB free; {facts['diskFreeGb']} GB free in "
+                f"{facts['hfCache']}"
+            )
+
+        def installed_models() -> tuple[bool, str]:
+            from .engines import engine_for
+            from .engines.diffusers import DiffusersEngine
+
+            if engine_for("diffusers") is None:
+                from .engines import register
+
+                register(DiffusersEngine(settings))
+            names = [
+                m.name for m in AIModel.select().order_by(AIModel.sort_order) if is_installed(m)
+            ]
+            return True, ", ".join(names) or "none"
+
         check("catalog", catalog)
+        check("device", device)
+        check("models", installed_models)
         check("queue", queue)
         check("ledger", ledger)
         check("files", files)

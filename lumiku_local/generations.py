@@ -421,7 +421,8 @@ class _Worker:
                 return
             self.delivered += 1
             generation.count_completed = self.delivered
-            generation.progress = self.delivered / generation.count
+            # never backwards: a diffusion batch reaches 100% of its steps before any image lands
+            generation.progress = max(generation.progress, self.delivered / generation.count)
             AvatarGeneration.update(
                 count_completed=self.delivered,
                 progress=generation.progress,

@@ -13,6 +13,7 @@ from .models import (
     AIModel,
     AvatarPreset,
     CreditLedger,
+    ModelDownload,
     PersonaExample,
     User,
 )
@@ -81,11 +82,31 @@ def m004_seed_presets_and_personas() -> None:
         ).on_conflict_ignore().execute()
 
 
+def m005_diffusers_capabilities() -> None:
+    """Local diffusion: add SD Turbo and SDXL Turbo; describe every pipeline in capabilities.
+
+    Capabilities are ours to describe; the enabled flag, cost and deadline stay the admin's.
+    """
+    for row in catalog.ai_models():
+        AIModel.insert(app_id=catalog.APP_ID, **row).on_conflict_ignore().execute()
+        if row["provider"] == "diffusers":
+            AIModel.update(capabilities=row["capabilities"]).where(
+                AIModel.key == row["key"]
+            ).execute()
+
+
+def m006_model_downloads() -> None:
+    """Remember model downloads, so progress survives a page reload and a restart resumes."""
+    database.create_tables([ModelDownload])
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     m001_initial_schema,
     m002_local_user,
     m003_seed_catalog,
     m004_seed_presets_and_personas,
+    m005_diffusers_capabilities,
+    m006_model_downloads,
 ]
 
 

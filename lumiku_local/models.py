@@ -169,6 +169,23 @@ class AvatarUsageHistory(BaseModel):
         table_name = "avatar_usage_history"
 
 
+class ModelDownload(BaseModel):
+    """The state of one model's download; the files live in the Hugging Face cache."""
+
+    model_key = CharField(primary_key=True)
+    status = CharField()  # downloading, completed, failed or canceled
+    bytes_done = IntegerField(default=0)
+    bytes_total = IntegerField(default=0)
+    bytes_per_second = FloatField(default=0.0)
+    error_message = TextField(null=True)
+    started_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    finished_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "model_download"
+
+
 ALL_MODELS = [
     User,
     AIModel,
@@ -179,4 +196,5 @@ ALL_MODELS = [
     Avatar,
     CreditLedger,
     AvatarUsageHistory,
+    ModelDownload,
 ]

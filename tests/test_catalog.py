@@ -90,4 +90,4 @@ def test_empty_catalog_is_restored_at_start(app_client):
     client.__exit__(None, None, None)
     restarted = app_client()
     assert restarted.get("/health").status_code == 200
-    assert len(restarted.get(f"{API}/models").json()["models"]) == 5
+    assert len(restarted.get(f"{API}/models").json()["models"]) == 7

@@ -21,13 +21,14 @@ START_TIMEOUT = 30
 class Server:
     """`python -m lumiku_local serve` on a free port with its own data dir."""
 
-    def __init__(self, home: Path, failpoints: str = "") -> None:
+    def __init__(self, home: Path, failpoints: str = "", **env_extra: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LUMIKU_")}
         env.update(
             LUMIKU_HOME=str(home),
             LUMIKU_FAILPOINTS=failpoints,
             LUMIKU_RETRY_BACKOFF_SECONDS="0.05",
             LUMIKU_OPEN_BROWSER="false",
+            **env_extra,
         )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "lumiku_local", "serve", "--port", "0", "--no-browser"],

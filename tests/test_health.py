@@ -43,4 +43,4 @@ def test_dead_worker_is_reported_degraded_then_restarted(app_client, settings):
 
 def test_models_health(client):
     body = client.get(f"{API}/health/models").json()
-    assert body == {"status": "healthy", "modelCount": 5, "installedCount": 1}
+    assert body == {"status": "healthy", "modelCount": 7, "installedCount": 1}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import get
+from litestar import delete, get, post
+from litestar.datastructures import State
+from litestar.params import FromPath
 
 from ..errors import ServiceUnavailable
 from ..models import AIModel, AvatarPreset, PersonaExample
@@ -15,14 +17,38 @@ API = shapes.API
 
 @get(f"{API}/models", tags=["catalog"])
 @blocking
-def list_models() -> dict[str, Any]:
+def list_models(state: State) -> dict[str, Any]:
+    """Every model with its install and download state (installed, downloading, progress)."""
     models = list(AIModel.select().order_by(AIModel.sort_order, AIModel.key))
     if not models:
         raise ServiceUnavailable(
             "The model catalog is empty. Restart Lumiku to restore the built-in models.",
             code="no_models",
         )
-    return {"models": [shapes.ai_model(model) for model in models]}
+    return {"models": [shapes.ai_model(model, state.downloads) for model in models]}
+
+
+@post(f"{API}/models/{{key:str}}/download", tags=["catalog"], status_code=202)
+@blocking
+def start_download(state: State, key: FromPath[str]) -> dict[str, Any]:
+    """Download a model into the Hugging Face cache in the background; progress on /api/events."""
+    state.downloads.start(key)
+    return {"model": shapes.ai_model(AIModel.get_by_id(key), state.downloads)}
+
+
+@post(f"{API}/models/{{key:str}}/download/cancel", tags=["catalog"], status_code=200)
+@blocking
+def cancel_download(state: State, key: FromPath[str]) -> dict[str, Any]:
+    """Stop a running download; what was fetched stays and a later download resumes from it."""
+    state.downloads.cancel(key)
+    return {"model": shapes.ai_model(AIModel.get_by_id(key), state.downloads)}
+
+
+@delete(f"{API}/models/{{key:str}}/files", tags=["catalog"])
+@blocking
+def delete_model_files(state: State, key: FromPath[str]) -> None:
+    """Free the disk space a downloaded model uses."""
+    state.downloads.remove_files(key)
 
 
 @get(f"{API}/presets", tags=["catalog"])
@@ -39,4 +65,11 @@ def list_persona_examples() -> dict[str, Any]:
     return {"personaExamples": [shapes.persona_example(example) for example in examples]}
 
 
-routes = [list_models, list_presets, list_persona_examples]
+routes = [
+    list_models,
+    start_download,
+    cancel_download,
+    delete_model_files,
+    list_presets,
+    list_persona_examples,
+]

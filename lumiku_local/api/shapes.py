@@ -91,7 +91,19 @@ def generation(row: AvatarGeneration, with_avatars: bool = True) -> dict[str, An
     return shape
 
 
-def ai_model(row: AIModel) -> dict[str, Any]:
+def ai_model(row: AIModel, downloads: Any = None) -> dict[str, Any]:
+    installed = generations.is_installed(row)
+    download_state = (
+        downloads.state(row, installed)
+        if downloads is not None
+        else {
+            "installed": installed,
+            "downloading": False,
+            "progress": 100.0 if installed else 0.0,
+            "sizeBytes": 0,
+            "download": None,
+        }
+    )
     return {
         "key": row.key,
         "appId": row.app_id,
@@ -101,9 +113,9 @@ def ai_model(row: AIModel) -> dict[str, Any]:
         "tier": row.tier,
         "creditCost": row.credit_cost,
         "enabled": row.enabled,
-        "installed": generations.is_installed(row),
         "deadlineSeconds": row.deadline_seconds,
         "capabilities": row.capabilities,
+        **download_state,
     }
 
 

@@ -13,8 +13,8 @@ def register(engine: Engine) -> None:
 
 
 def engine_for(provider: str) -> Engine | None:
-    if not _ENGINES:
-        register(DiceBearEngine())
+    if provider == "dicebear" and provider not in _ENGINES:
+        register(DiceBearEngine())  # the embedded default is always there
     return _ENGINES.get(provider)
 
 

@@ -1,0 +1,360 @@
+"""Local Hugging Face diffusion: one warm pipeline, a batch per call, progress and cancel per step.
+
+torch and diffusers live in the optional `diffusion` extra and are imported on first use only.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import logging
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import failpoints
+from ..config import Settings
+from .base import (
+    Cancelled,
+    EngineJob,
+    OnImage,
+    OnProgress,
+    PermanentEngineError,
+    TransientEngineError,
+)
+
+log = logging.getLogger("lumiku.engines.diffusers")
+
+INSTALL_HINT = (
+    "Local AI models need Lumiku's diffusion components: "
+    "pip install 'lumiku-local[diffusion]' (the packaged app includes them)."
+)
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    device: str  # "cuda", "cuda:1", "mps" or "cpu"
+    dtype_name: str  # "float16", "bfloat16" or "float32"
+
+
+def torch_available() -> bool:
+    try:
+        import diffusers  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose_device(preference: str, prefers_bf16: bool = False) -> DeviceChoice:
+    """cuda -> mps -> cpu unless a device is named; half precision on GPUs, fp32 on the CPU."""
+    import torch
+
+    device = preference
+    if preference == "auto":
+        if torch.cuda.is_available():
+            device = "cuda"
+        elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            device = "mps"
+        else:
+            device = "cpu"
+    if device.startswith("cuda"):
+        bf16 = prefers_bf16 and torch.cuda.is_bf16_supported()
+        return DeviceChoice(device, "bfloat16" if bf16 else "float16")
+    if device == "mps":
+        return DeviceChoice(device, "float16")
+    return DeviceChoice("cpu", "float32")
+
+
+def png_with_parameters(image: Any, parameters: dict[str, Any]) -> bytes:
+    """PNG bytes carrying the generation parameters as text chunks, A1111 `parameters` too."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for key, value in parameters.items():
+        if value is not None:
+            info.add_text(key, str(value))
+    negative = parameters.get("negative_prompt") or ""
+    a1111 = (
+        f"{parameters.get('prompt', '')}\n"
+        + (f"Negative prompt: {negative}\n" if negative else "")
+        + f"Steps: {parameters.get('steps')}, Sampler: {parameters.get('sampler', 'Euler')}, "
+        f"CFG scale: {parameters.get('guidance')}, Seed: {parameters.get('seed')}, "
+        f"Size: {parameters.get('width')}x{parameters.get('height')}, "
+        f"Model: {parameters.get('model')}"
+    )
+    info.add_text("parameters", a1111)
+    out = io.BytesIO()
+    image.save(out, "PNG", pnginfo=info)
+    return out.getvalue()
+
+
+class _LoadedPipeline:
+    def __init__(self, key: tuple[str, ...], pipeline: Any, choice: DeviceChoice) -> None:
+        self.key = key
+        self.pipeline = pipeline
+        self.choice = choice
+        self.offloaded = False
+        self.loads = 1
+
+
+class DiffusersEngine:
+    """Runs Hugging Face diffusion pipelines from the local cache; keeps one warm."""
+
+    name = "diffusers"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.device_preference = settings.device
+        self.idle_minutes = settings.pipeline_idle_minutes
+        self._lock = threading.RLock()  # one pipeline call at a time: it owns the GPU
+        self._loaded: _LoadedPipeline | None = None
+        self._idle_timer: threading.Timer | None = None
+        self._installed: dict[tuple[str, str], bool] = {}
+        self.load_count = 0  # how many times a pipeline was read from disk (tests, bench)
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.settings.hf_cache  # resolved on first use: huggingface_hub loads lazily
+
+    # ------------------------------------------------------------ install state
+
+    def is_installed(self, capabilities: dict[str, Any]) -> bool:
+        from .. import hub_download
+
+        repo = capabilities.get("hfRepo")
+        if not repo:
+            return False
+        key = (repo, capabilities.get("variant") or "")
+        cached = self._installed.get(key)
+        if cached is None:
+            cached = hub_download.is_cached(
+                repo, cache_dir=self.cache_dir, allow_patterns=allow_patterns(capabilities)
+            )
+            lora = capabilities.get("loraRepo")
+            if cached and lora:
+                cached = hub_download.is_cached(
+                    lora,
+                    cache_dir=self.cache_dir,
+                    allow_patterns=[capabilities.get("loraWeightName", "*.safetensors")],
+                )
+            self._installed[key] = cached
+        return cached
+
+    def forget_install_state(self) -> None:
+        """Call after a download finishes or files are removed."""
+        self._installed.clear()
+
+    # ------------------------------------------------------------ pipeline cache
+
+    def _pipeline(self, capabilities: dict[str, Any]) -> _LoadedPipeline:
+        if not torch_available():
+            raise PermanentEngineError(INSTALL_HINT)
+        choice = choose_device(self.device_preference, capabilities.get("prefersBf16", False))
+        key = (
+            capabilities["hfRepo"],
+            capabilities.get("variant") or "",
+            capabilities.get("loraRepo") or "",
+            choice.device,
+            choice.dtype_name,
+        )
+        loaded = self._loaded
+        if loaded is not None and loaded.key == key:
+            return loaded
+        self.unload()  # a different model replaces the warm one
+        self._loaded = _LoadedPipeline(key, self._load(capabilities, choice), choice)
+        return self._loaded
+
+    def _load(self, capabilities: dict[str, Any], choice: DeviceChoice) -> Any:
+        import torch
+        from diffusers import DiffusionPipeline
+        from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
+
+        diffusers_logging.disable_progress_bar()  # our progress goes to the app, not stderr
+        transformers_logging.disable_progress_bar()
+        warnings.filterwarnings(  # torch + numpy 2 in the Euler scheduler: noise in the log
+            "ignore", message="__array__ implementation doesn't accept a copy keyword",
+            category=DeprecationWarning,
+        )
+        started = time.perf_counter()
+        kwargs: dict[str, Any] = {
+            "cache_dir": str(self.cache_dir),
+            "local_files_only": True,  # installed means on disk: no network at generation time
+            "dtype": getattr(torch, choice.dtype_name),
+        }
+        if capabilities.get("variant"):
+            kwargs["variant"] = capabilities["variant"]
+        try:
+            pipeline = DiffusionPipeline.from_pretrained(capabilities["hfRepo"], **kwargs)
+        except (OSError, ValueError) as exc:
+            raise PermanentEngineError(
+                f"The model files of {capabilities['hfRepo']} are missing or incomplete "
+                f"({type(exc).__name__}). Download the model again from the Models page."
+            ) from exc
+        if capabilities.get("loraRepo"):
+            pipeline.load_lora_weights(
+                capabilities["loraRepo"],
+                weight_name=capabilities.get("loraWeightName"),
+                cache_dir=str(self.cache_dir),
+                local_files_only=True,
+            )
+        if hasattr(pipeline, "set_progress_bar_config"):
+            pipeline.set_progress_bar_config(disable=True)
+        if hasattr(pipeline, "safety_checker") and getattr(pipeline, "safety_checker", None):
+            pipeline.safety_checker = None  # avatars of the user's own prompts; no NSFW model
+        pipeline.to(choice.device)
+        self.load_count += 1
+        log.info(
+            "loaded %s on %s (%s) in %.1f s",
+            capabilities["hfRepo"],
+            choice.device,
+            choice.dtype_name,
+            time.perf_counter() - started,
+        )
+        return pipeline
+
+    def unload(self) -> None:
+        with self._lock:
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
+            if self._loaded is None:
+                return
+            self._loaded = None
+            gc.collect()
+            try:
+                import torch
+
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            except ImportError:
+                pass
+
+    def _arm_idle_timer(self) -> None:
+        if self.idle_minutes <= 0:
+            return
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        self._idle_timer = threading.Timer(self.idle_minutes * 60, self.unload)
+        self._idle_timer.daemon = True
+        self._idle_timer.start()
+
+    # ------------------------------------------------------------ generation
+
+    def generate(
+        self, job: EngineJob, on_image: OnImage, on_progress: OnProgress, cancelled: Cancelled
+    ) -> None:
+        caps = job.capabilities
+        steps = int(job.options.get("steps") or caps.get("steps", 4))
+        guidance = float(caps.get("guidance", 0.0))
+        negative = job.options.get("negativePrompt") or None
+        with self._lock:
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+            try:
+                loaded = self._pipeline(caps)
+                images = self._run(loaded, job, steps, guidance, negative, on_progress, cancelled)
+            finally:
+                self._arm_idle_timer()
+        if images is None:
+            return  # interrupted: canceled, past the deadline, or the server is stopping
+        for variation, image in zip(job.variations, images, strict=True):
+            parameters = {
+                "prompt": job.prompt,
+                "negative_prompt": negative,
+                "seed": variation.seed,
+                "steps": steps,
+                "guidance": guidance,
+                "width": job.width,
+                "height": job.height,
+                "model": caps.get("hfRepo"),
+                "sampler": type(loaded.pipeline.scheduler).__name__,
+                "lumiku_model_key": job.model_key,
+                "lumiku_variation": variation.key,
+            }
+            on_image(variation, png_with_parameters(image, parameters))
+
+    def _run(
+        self,
+        loaded: _LoadedPipeline,
+        job: EngineJob,
+        steps: int,
+        guidance: float,
+        negative: str | None,
+        on_progress: OnProgress,
+        cancelled: Cancelled,
+    ) -> list[Any] | None:
+        import torch
+
+        pipeline = loaded.pipeline
+        interrupted = False
+
+        def on_step_end(pipe: Any, step: int, timestep: Any, callback_kwargs: dict) -> dict:
+            nonlocal interrupted
+            on_progress((step + 1) / steps, f"step {step + 1} of {steps}")
+            if cancelled():
+                interrupted = True
+                pipe._interrupt = True  # diffusers skips the remaining steps
+            return callback_kwargs
+
+        generator_device = "cpu" if loaded.choice.device == "mps" else loaded.choice.device
+        generators = [
+            torch.Generator(device=generator_device).manual_seed(variation.seed)
+            for variation in job.variations
+        ]
+        count = len(job.variations)
+        call: dict[str, Any] = {
+            "prompt": [job.prompt] * count,
+            "num_inference_steps": steps,
+            "guidance_scale": guidance,
+            "width": job.width,
+            "height": job.height,
+            "generator": generators,
+            "callback_on_step_end": on_step_end,
+        }
+        if negative and guidance > 1.0:
+            call["negative_prompt"] = [negative] * count
+        failpoints.hit("engine.generate")
+        try:
+            with torch.inference_mode():
+                result = pipeline(**call)
+        except torch.cuda.OutOfMemoryError as exc:
+            return self._after_oom(loaded, call, exc)
+        except (PermanentEngineError, TransientEngineError):
+            raise
+        except RuntimeError as exc:
+            if "out of memory" in str(exc).lower():
+                return self._after_oom(loaded, call, exc)
+            raise TransientEngineError(f"the diffusion pipeline failed: {exc}") from exc
+        if interrupted:
+            return None
+        return list(result.images)
+
+    def _after_oom(self, loaded: _LoadedPipeline, call: dict[str, Any], exc: Exception) -> Any:
+        """Out of GPU memory: retry once with model CPU offload, then give up with advice."""
+        import torch
+
+        if loaded.offloaded or not loaded.choice.device.startswith("cuda"):
+            raise PermanentEngineError(
+                "Out of memory even at the lowest memory setting. Choose fewer images, a "
+                "smaller size or a smaller model, or close other programs using the GPU."
+            ) from exc
+        log.warning("out of GPU memory; retrying with model CPU offload")
+        torch.cuda.empty_cache()
+        loaded.pipeline.to("cpu")
+        loaded.pipeline.enable_model_cpu_offload()
+        loaded.offloaded = True
+        with torch.inference_mode():
+            return list(loaded.pipeline(**call).images)
+
+
+def allow_patterns(capabilities: dict[str, Any]) -> list[str]:
+    """The files a diffusers pipeline needs: configs, tokenizers and one copy of the weights
+    (the fp16 variant when the catalog names one; never .ckpt/.bin beside .safetensors)."""
+    variant = capabilities.get("variant")
+    weights = f"*.{variant}.safetensors" if variant else "*.safetensors"
+    return ["*.json", "*.txt", "*.model", "scheduler/*", weights]

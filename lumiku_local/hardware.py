@@ -1,0 +1,65 @@
+"""What this machine offers for local diffusion: device, memory and disk (doctor, welcome page)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+GIB = 1024**3
+
+
+def report(device_preference: str, hf_cache: Path) -> dict[str, Any]:
+    """Facts, never failures: each missing piece is reported as such."""
+    import psutil
+
+    memory = psutil.virtual_memory()
+    facts: dict[str, Any] = {
+        "ramTotalGb": round(memory.total / GIB, 1),
+        "ramAvailableGb": round(memory.available / GIB, 1),
+        "hfCache": str(hf_cache),
+        "diskFreeGb": round(_free_bytes(hf_cache) / GIB, 1),
+        "torch": None,
+        "cuda": None,
+        "device": "cpu",
+        "dtype": "float32",
+        "vramTotalGb": None,
+        "vramFreeGb": None,
+        "gpuName": None,
+    }
+    try:
+        import torch
+    except ImportError:
+        facts["device"] = None
+        return facts
+    from .engines.diffusers import choose_device
+
+    choice = choose_device(device_preference)
+    facts.update(
+        torch=torch.__version__,
+        cuda=torch.version.cuda,
+        device=choice.device,
+        dtype=choice.dtype_name,
+    )
+    if choice.device.startswith("cuda"):
+        free, total = torch.cuda.mem_get_info(torch.device(choice.device))
+        facts.update(
+            vramFreeGb=round(free / GIB, 1),
+            vramTotalGb=round(total / GIB, 1),
+            gpuName=torch.cuda.get_device_name(torch.device(choice.device)),
+        )
+    return facts
+
+
+def _free_bytes(path: Path) -> int:
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+def recommended_model_key(facts: dict[str, Any]) -> str:
+    """The model that fits: SDXL Turbo with 8 GB of VRAM, SD Turbo otherwise (CPU included)."""
+    if (facts.get("vramTotalGb") or 0) >= 8:
+        return "avatar-creator:sdxl-turbo"
+    return "avatar-creator:sd-turbo"

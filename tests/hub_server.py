@@ -1,0 +1,654 @@
+"""A local stand-in for the Hugging Face Hub's HTTP API, so downloads can be tested offline.
+
+Two stdlib HTTP servers on 127.0.0.1 (free ports), each serving from daemon threads:
+
+- the *hub* (``server.url``, pass it as ``endpoint=``) answers the API and ``/resolve`` calls;
+- the *CDN* (``server.cdn_url``) serves LFS files, like the real Hub redirects LFS downloads
+  to a signed storage URL on another host. Being another origin (another port) matters:
+  ``huggingface_hub`` does not follow that redirect in its HEAD call and does not send the
+  token there; tests can check that in ``server.requests``.
+
+What is emulated (enough for ``snapshot_download``, ``hf_hub_download``, ``HfApi.model_info``,
+``repo_info``, ``list_repo_tree`` and ``whoami`` of huggingface_hub 2.4):
+
+``GET  /api/models/{repo}[/revision/{rev}][?blobs=true]``   sha + siblings (sizes, blobId, lfs)
+``GET  /api/models/{repo}/tree/{rev}[/{path}][?recursive=true]``  files and folders
+``HEAD|GET /{repo}/resolve/{rev}/{path}``   X-Repo-Commit, ETag; LFS files answer 302 to the CDN
+                                            with X-Linked-Etag (sha256) and X-Linked-Size
+``HEAD|GET {cdn}/lfs/{sha256}/{path}``     the bytes, with Range support (206 / 416)
+``GET  /api/whoami-v2``                    200 with the right token, 401 otherwise
+
+No Xet headers (X-Xet-Hash, Link rel=xet-auth) are ever sent and tree entries carry no
+``xetHash``, so clients always take the plain HTTP download path.
+
+Switches, per test::
+
+    with HubServer() as server:
+        sha = server.add_repo("org/model", {"model_index.json": b"{}"}, gated=True)
+        server.token = "hf_test"                  # the token that has access to gated repos
+        server.drop_after_bytes["unet/w.safetensors"] = 1000  # once: send 1000 bytes, hang up
+        server.bytes_per_second = 1_000_000       # throttle every body (None: full speed)
+        server.fail_next["config.json"] = 503     # once: answer this status for that file
+        server.fail_when = lambda r: 503 if r.method == "HEAD" else None  # any rule, per request
+        server.requests                           # [RecordedRequest(server, method, path, headers)]
+        server.range_headers("unet/w.safetensors")  # Range headers of the GETs for that file
+
+Gated repos follow the real Hub: the metadata API stays public, file downloads answer 401
+(``X-Error-Code: GatedRepo``) without a token and 403 (``GatedRepo``) with a token other than
+``server.token`` — huggingface_hub raises ``GatedRepoError`` for both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+# Files stored with Git LFS on the emulated Hub (by name), like .gitattributes does on the real one.
+LFS_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".onnx", ".msgpack", ".h5", ".gguf")
+LAST_MODIFIED = "2024-05-01T12:00:00.000Z"
+
+
+def git_blob_sha1(data: bytes) -> str:
+    """The git object id of a blob: what the Hub reports as blobId / oid / ETag."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    path: str
+    data: bytes
+    lfs: bool
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def pointer(self) -> bytes:
+        return (
+            f"version https://git-lfs.github.com/spec/v1\noid sha256:{self.sha256}\n"
+            f"size {self.size}\n"
+        ).encode()
+
+    @property
+    def oid(self) -> str:
+        """The git blob id: of the LFS pointer file for LFS files, of the content otherwise."""
+        return git_blob_sha1(self.pointer if self.lfs else self.data)
+
+    @property
+    def etag(self) -> str:
+        """The ETag huggingface_hub stores the file under (blobs/<etag>)."""
+        return self.sha256 if self.lfs else self.oid
+
+
+@dataclass
+class Repo:
+    repo_id: str
+    gated: bool
+    commits: dict[str, dict[str, StoredFile]] = field(default_factory=dict)
+    refs: dict[str, str] = field(default_factory=dict)
+
+    def resolve(self, revision: str) -> str | None:
+        if revision in self.commits:
+            return revision
+        return self.refs.get(revision)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    server: str  # "hub" or "cdn"
+    method: str
+    path: str  # with the query string
+    headers: Mapping[str, str]  # names in lower case
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+class HubServer:
+    """The emulated Hub. Use as a context manager, or call start() and stop()."""
+
+    def __init__(self, token: str = "hf_test") -> None:
+        self.token = token
+        self.repos: dict[str, Repo] = {}
+        self.requests: list[RecordedRequest] = []
+        self.drop_after_bytes: dict[str, int] = {}
+        self.fail_next: dict[str, int] = {}
+        self.bytes_per_second: float | None = None
+        self.fail_when: Callable[[RecordedRequest], int | None] | None = None
+        self.lfs_via_cdn = True
+        self._blobs: dict[str, StoredFile] = {}  # sha256 -> file, what the CDN serves
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._hub: _Server | None = None
+        self._cdn: _Server | None = None
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> HubServer:
+        self._stopping.clear()
+        self._hub = _Server(self, "hub")
+        self._cdn = _Server(self, "cdn")
+        for srv in (self._hub, self._cdn):
+            thread = threading.Thread(
+                target=srv.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"hub-emulator-{srv.role}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # throttled bodies stop writing
+        for srv in (self._hub, self._cdn):
+            if srv is not None:
+                srv.shutdown()
+                srv.server_close()
+                srv.close_connections()
+        for thread in self._threads:
+            thread.join(5)
+        self._threads.clear()
+        self._hub = self._cdn = None
+
+    def __enter__(self) -> HubServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._hub is not None, "start() the server first"
+        return f"http://127.0.0.1:{self._hub.server_address[1]}"
+
+    @property
+    def cdn_url(self) -> str:
+        assert self._cdn is not None, "start() the server first"
+        return f"http://127.0.0.1:{self._cdn.server_address[1]}"
+
+    # ------------------------------------------------------------ content
+
+    def add_repo(
+        self,
+        repo_id: str,
+        files: Mapping[str, bytes],
+        *,
+        gated: bool = False,
+        revision_sha: str | None = None,
+        lfs: set[str] | None = None,
+    ) -> str:
+        """Add a repo, or a new commit on `main` when it exists. Returns the commit sha.
+
+        LFS files are the ones named in `lfs`, else those with an LFS_SUFFIXES ending."""
+        stored = {
+            path: StoredFile(
+                path, bytes(data), path in lfs if lfs is not None else path.endswith(LFS_SUFFIXES)
+            )
+            for path, data in files.items()
+        }
+        if revision_sha is None:
+            digest = hashlib.sha1(repo_id.encode())
+            for path in sorted(stored):
+                digest.update(f"{path}\0{stored[path].oid}\0".encode())
+            revision_sha = digest.hexdigest()
+        with self._lock:
+            repo = self.repos.get(repo_id)
+            if repo is None:
+                repo = self.repos[repo_id] = Repo(repo_id, gated)
+            repo.gated = gated
+            repo.commits[revision_sha] = stored
+            repo.refs["main"] = revision_sha
+            for item in stored.values():
+                if item.lfs:
+                    self._blobs[item.sha256] = item
+        return revision_sha
+
+    # ------------------------------------------------------------ what happened
+
+    def count(
+        self, method: str | None = None, path_contains: str = "", server: str | None = None
+    ) -> int:
+        return sum(
+            1
+            for r in list(self.requests)
+            if (method is None or r.method == method)
+            and path_contains in unquote(r.path)
+            and (server is None or r.server == server)
+        )
+
+    def range_headers(self, filename: str) -> list[str]:
+        """The Range headers of the GET requests that fetched `filename` (hub or CDN)."""
+        return [
+            r.header("range") or ""
+            for r in list(self.requests)
+            if r.method == "GET" and unquote(urlsplit(r.path).path).endswith("/" + filename)
+        ]
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    # ------------------------------------------------------------ helpers for the handler
+
+    def _record(self, role: str, handler: BaseHTTPRequestHandler) -> RecordedRequest:
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        record = RecordedRequest(role, handler.command, handler.path, headers)
+        with self._lock:
+            self.requests.append(record)
+        return record
+
+    def _pop(self, table: dict[str, int], path: str) -> int | None:
+        with self._lock:
+            return table.pop(path, None)
+
+
+class _Server(ThreadingHTTPServer):
+    """A ThreadingHTTPServer whose stop() does not wait on idle keep-alive connections."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, state: HubServer, role: str) -> None:
+        self.state = state
+        self.role = role
+        self._connections: set[socket.socket] = set()
+        self._conn_lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._conn_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._conn_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client hanging up mid-body (a cancel in a test) is not an error here
+
+    def close_connections(self) -> None:
+        """Wake up the handler threads blocked on keep-alive reads so they finish now."""
+        with self._conn_lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the Hub
+    disable_nagle_algorithm = True  # else small responses wait on delayed ACKs (40 ms each)
+    timeout = 10  # an idle keep-alive connection is dropped after this
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    # ------------------------------------------------------------ dispatch
+
+    def do_GET(self) -> None:
+        self._dispatch(head=False)
+
+    def do_HEAD(self) -> None:
+        self._dispatch(head=True)
+
+    def _dispatch(self, head: bool) -> None:
+        state = self.server.state
+        record = state._record(self.server.role, self)
+        rule = state.fail_when
+        if rule is not None and (status := rule(record)) is not None:
+            self._error(status, None, "Injected failure", head=head)
+            return
+        split = urlsplit(self.path)
+        segments = [unquote(s) for s in split.path.strip("/").split("/")] if split.path else []
+        query = {k: v[-1] for k, v in parse_qs(split.query).items()}
+        try:
+            if self.server.role == "cdn":
+                self._cdn(segments, head)
+            elif segments[:2] == ["api", "whoami-v2"]:
+                self._whoami(head)
+            elif segments[:2] == ["api", "models"]:
+                self._api_models(segments[2:], query, head)
+            else:
+                self._resolve(segments, head)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    # ------------------------------------------------------------ responses
+
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        *,
+        head: bool,
+    ) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head and body:
+            self.wfile.write(body)
+
+    def _json(self, payload: Any, *, head: bool, headers: Mapping[str, str] | None = None) -> None:
+        body = json.dumps(payload).encode()
+        self._send(200, body, {"Content-Type": "application/json", **(headers or {})}, head=head)
+
+    def _error(
+        self,
+        status: int,
+        code: str | None,
+        message: str,
+        *,
+        head: bool,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        extra = {"Content-Type": "application/json", "X-Error-Message": message, **(headers or {})}
+        if code is not None:
+            extra["X-Error-Code"] = code
+        self._send(status, json.dumps({"error": message}).encode(), extra, head=head)
+
+    def _bearer(self) -> str | None:
+        auth = self.headers.get("Authorization") or ""
+        return auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
+
+    # ------------------------------------------------------------ routes
+
+    def _whoami(self, head: bool) -> None:
+        if self._bearer() != self.server.state.token:
+            self._error(401, None, "Invalid credentials in Authorization header", head=head)
+            return
+        self._json(
+            {
+                "type": "user",
+                "name": "test-user",
+                "fullname": "Test User",
+                "orgs": [],
+                "auth": {
+                    "type": "access_token",
+                    "accessToken": {"displayName": "t", "role": "read"},
+                },
+            },
+            head=head,
+        )
+
+    def _find_repo(self, segments: list[str]) -> tuple[Repo | None, list[str]]:
+        """Repo ids are `org/name` or (legacy) `name`: try the longest known one first."""
+        repos = self.server.state.repos
+        for size in (2, 1):
+            repo = repos.get("/".join(segments[:size]))
+            if repo is not None and len(segments) >= size:
+                return repo, segments[size:]
+        return None, segments
+
+    def _repo_not_found(self, head: bool) -> None:
+        self._error(
+            401 if self._bearer() is None else 404,
+            "RepoNotFound",
+            "Repository not found",
+            head=head,
+        )
+
+    def _api_models(self, segments: list[str], query: dict[str, str], head: bool) -> None:
+        repo, rest = self._find_repo(segments)
+        if repo is None:
+            self._repo_not_found(head)
+            return
+        if not rest:
+            revision = "main"
+        elif rest[0] in ("revision", "tree") and len(rest) >= 2:
+            revision = rest[1]
+        else:
+            self._error(404, None, "Not found", head=head)
+            return
+        sha = repo.resolve(revision)
+        if sha is None:
+            self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}", head=head)
+            return
+        files = repo.commits[sha]
+        if rest and rest[0] == "tree":
+            self._tree(files, "/".join(rest[2:]), _truthy(query.get("recursive")), head)
+            return
+        blobs = _truthy(query.get("blobs"))
+        siblings = []
+        for item in sorted(files.values(), key=lambda f: f.path):
+            sibling: dict[str, Any] = {"rfilename": item.path}
+            if blobs:
+                sibling.update(size=item.size, blobId=item.oid)
+                if item.lfs:
+                    sibling["lfs"] = {
+                        "sha256": item.sha256,
+                        "size": item.size,
+                        "pointerSize": len(item.pointer),
+                    }
+            siblings.append(sibling)
+        self._json(
+            {
+                "_id": hashlib.md5(repo.repo_id.encode()).hexdigest()[:24],
+                "id": repo.repo_id,
+                "modelId": repo.repo_id,
+                "author": repo.repo_id.split("/")[0] if "/" in repo.repo_id else None,
+                "sha": sha,
+                "lastModified": LAST_MODIFIED,
+                "createdAt": LAST_MODIFIED,
+                "private": False,
+                "gated": "manual" if repo.gated else False,
+                "disabled": False,
+                "downloads": 0,
+                "likes": 0,
+                "tags": [],
+                "library_name": "diffusers",
+                "siblings": siblings,
+                "usedStorage": sum(f.size for f in files.values()),
+            },
+            head=head,
+        )
+
+    def _tree(self, files: dict[str, StoredFile], prefix: str, recursive: bool, head: bool) -> None:
+        prefix = prefix.strip("/")
+        base = prefix + "/" if prefix else ""
+        entries: dict[str, dict[str, Any]] = {}
+        for item in sorted(files.values(), key=lambda f: f.path):
+            if not item.path.startswith(base):
+                continue
+            rest = item.path[len(base) :].split("/")
+            # the folders on the way, then the file itself
+            for depth in range(1, len(rest)):
+                if depth > 1 and not recursive:
+                    break
+                folder = base + "/".join(rest[:depth])
+                entries.setdefault(
+                    folder,
+                    {
+                        "type": "directory",
+                        "oid": git_blob_sha1(folder.encode()),
+                        "size": 0,
+                        "path": folder,
+                    },
+                )
+            if len(rest) == 1 or recursive:
+                entry: dict[str, Any] = {
+                    "type": "file",
+                    "oid": item.oid,
+                    "size": item.size,
+                    "path": item.path,
+                }
+                if item.lfs:
+                    entry["lfs"] = {
+                        "oid": item.sha256,
+                        "size": item.size,
+                        "pointerSize": len(item.pointer),
+                    }
+                entries[item.path] = entry
+        if prefix and not entries:
+            self._error(404, "EntryNotFound", f"{prefix} does not exist", head=head)
+            return
+        self._json(list(entries.values()), head=head)
+
+    def _resolve(self, segments: list[str], head: bool) -> None:
+        state = self.server.state
+        repo, rest = self._find_repo(segments)
+        if repo is None or len(rest) < 3 or rest[0] != "resolve":
+            self._repo_not_found(head)
+            return
+        revision, path = rest[1], "/".join(rest[2:])
+        sha = repo.resolve(revision)
+        if sha is None:
+            self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}", head=head)
+            return
+        if repo.gated:
+            token = self._bearer()
+            if token is None:
+                self._error(
+                    401,
+                    "GatedRepo",
+                    f"Access to model {repo.repo_id} is restricted. You must have access to it "
+                    "and be authenticated to access it. Please log in.",
+                    head=head,
+                )
+                return
+            if token != state.token:
+                self._error(
+                    403,
+                    "GatedRepo",
+                    f"Access to model {repo.repo_id} is restricted and you are not in the "
+                    f"authorized list. Visit https://huggingface.co/{repo.repo_id} to ask for "
+                    "access.",
+                    head=head,
+                )
+                return
+        item = repo.commits[sha].get(path)
+        if item is None:
+            self._error(
+                404,
+                "EntryNotFound",
+                f"{path} does not exist",
+                head=head,
+                headers={"X-Repo-Commit": sha},
+            )
+            return
+        if (status := state._pop(state.fail_next, path)) is not None:
+            self._error(status, None, "Injected failure", head=head)
+            return
+        common = {"X-Repo-Commit": sha, "Accept-Ranges": "bytes"}
+        if item.lfs and state.lfs_via_cdn:
+            location = f"{state.cdn_url}/lfs/{item.sha256}/{quote(path)}"
+            self._send(
+                302,
+                b"",
+                {
+                    **common,
+                    "Location": location,
+                    "ETag": f'"{item.oid}"',
+                    "X-Linked-Etag": f'"{item.sha256}"',
+                    "X-Linked-Size": str(item.size),
+                },
+                head=head,
+            )
+            return
+        headers = {**common, "ETag": f'"{item.etag}"'}
+        if item.lfs:
+            headers.update({"X-Linked-Etag": f'"{item.sha256}"', "X-Linked-Size": str(item.size)})
+        self._file(item, headers, head)
+
+    def _cdn(self, segments: list[str], head: bool) -> None:
+        state = self.server.state
+        is_lfs = len(segments) >= 3 and segments[0] == "lfs"
+        item = state._blobs.get(segments[1]) if is_lfs else None
+        if item is None:
+            self._send(404, b"NoSuchKey", {"Content-Type": "text/plain"}, head=head)
+            return
+        if (status := state._pop(state.fail_next, item.path)) is not None:
+            self._send(status, b"Injected failure", {"Content-Type": "text/plain"}, head=head)
+            return
+        name = item.path.rsplit("/", 1)[-1]
+        headers = {
+            "ETag": f'"{item.sha256}"',
+            "Content-Disposition": f'inline; filename="{name}"',
+        }
+        self._file(item, headers, head)
+
+    def _file(self, item: StoredFile, headers: dict[str, str], head: bool) -> None:
+        """The bytes of a file, honouring `Range: bytes=N-[M]`."""
+        state = self.server.state
+        size = item.size
+        start, end, status = 0, size - 1, 200
+        spec = self.headers.get("Range")
+        if spec and spec.startswith("bytes=") and "," not in spec:
+            first, _, last = spec[len("bytes=") :].partition("-")
+            try:
+                start = int(first)
+                end = min(int(last), size - 1) if last else size - 1
+            except ValueError:
+                start, end = 0, size - 1
+            else:
+                if start >= size or start > end:
+                    self._send(416, b"", {"Content-Range": f"bytes */{size}", **headers}, head=head)
+                    return
+                status = 206
+        body = item.data[start : end + 1]
+        self.send_response(status)
+        for name, value in {
+            "Content-Type": "application/octet-stream",
+            "Accept-Ranges": "bytes",
+            **headers,
+        }.items():
+            self.send_header(name, value)
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if head:
+            return
+        drop = state._pop(state.drop_after_bytes, item.path)
+        if drop is not None:
+            body = body[:drop]
+        self._write_body(body)
+        if drop is not None:
+            self.close_connection = True  # hang up with the body unfinished
+            self.wfile.flush()
+
+    def _write_body(self, body: bytes) -> None:
+        state = self.server.state
+        rate = state.bytes_per_second
+        if not rate:
+            self.wfile.write(body)
+            return
+        chunk = max(1024, min(64 * 1024, int(rate / 50)))
+        started = time.monotonic()
+        sent = 0
+        view = memoryview(body)
+        while sent < len(body):
+            if state._stopping.is_set():
+                self.close_connection = True
+                return
+            piece = view[sent : sent + chunk]
+            self.wfile.write(piece)
+            sent += len(piece)
+            ahead = sent / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes")

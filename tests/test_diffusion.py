@@ -1,0 +1,263 @@
+"""Local diffusion through the app with a tiny random-weight Stable Diffusion pipeline.
+
+The pipeline is saved in Hugging Face cache layout and loaded by the real loading code
+(`from_pretrained(local_files_only=True)`) with the Hub offline.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from conftest import API, make_settings, wait_for
+from PIL import Image
+from tiny_pipeline import NUMPY_COPY_WARNING, build_pipeline, force_hub_offline, save_to_hf_cache
+
+from lumiku_local.doctor import ledger_problems
+from lumiku_local.engines import engine_for
+from lumiku_local.models import AIModel
+
+pytestmark = pytest.mark.filterwarnings(f"ignore:{NUMPY_COPY_WARNING}:DeprecationWarning")
+
+TINY_KEY = "avatar-creator:tiny-test"
+TINY_REPO = "lumiku-test/tiny-sd"
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("hf-cache")
+    save_to_hf_cache(build_pipeline("tiny"), cache, repo_id=TINY_REPO)
+    return cache
+
+
+def add_tiny_model(steps: int = 2, deadline: float = 120.0, cost: int = 3) -> None:
+    AIModel.insert(
+        key=TINY_KEY,
+        app_id="avatar-creator",
+        name="Tiny test model",
+        provider="diffusers",
+        tier="free",
+        credit_cost=cost,
+        deadline_seconds=deadline,
+        sort_order=99,
+        capabilities={
+            "hfRepo": TINY_REPO,
+            "width": 64,
+            "height": 64,
+            "minSize": 64,
+            "maxSize": 128,
+            "steps": steps,
+            "guidance": 0.0,
+            "sizeBytes": 6_000_000,
+        },
+    ).on_conflict_replace().execute()
+
+
+@pytest.fixture
+def diffusion(app_client, tmp_path, tiny_cache, monkeypatch):
+    """An app whose catalog has the tiny model, installed in an offline HF cache."""
+    force_hub_offline(monkeypatch)
+
+    def start(steps: int = 2, deadline: float = 120.0, **overrides):
+        client = app_client(
+            make_settings(
+                tmp_path / "home", hf_cache_dir=str(tiny_cache), device="cpu", **overrides
+            )
+        )
+        add_tiny_model(steps=steps, deadline=deadline)
+        return client
+
+    return start
+
+
+def pixels(client, avatar) -> bytes:
+    return Image.open(io.BytesIO(client.get(avatar["imageUrl"]).content)).convert("RGB").tobytes()
+
+
+def test_tiny_model_is_listed_as_installed(diffusion):
+    client = diffusion()
+    models = {m["key"]: m for m in client.get(f"{API}/models").json()["models"]}
+    assert models[TINY_KEY]["installed"] is True
+    assert models["avatar-creator:sd-turbo"]["installed"] is False
+    assert models["avatar-creator:sd-turbo"]["capabilities"]["recommended"] is True
+
+
+def test_batch_of_four_distinct_and_reproducible_images(diffusion):
+    client = diffusion()
+    project = client.project()
+    first = client.wait_generation(
+        client.generate(project, modelKey=TINY_KEY, count=4, seed=1000)["generation"]["id"],
+        timeout=60,
+    )
+    assert first["status"] == "completed", first
+    assert first["creditCharged"] == 12 and first["creditRefunded"] == 0
+    images = [pixels(client, avatar) for avatar in first["avatars"]]
+    assert len(set(images)) == 4
+    again = client.wait_generation(
+        client.generate(project, modelKey=TINY_KEY, count=1, seed=1002)["generation"]["id"],
+        timeout=60,
+    )
+    # variation v2 of the batch had seed 1002: alone it gives the very same pixels
+    v2 = next(a for a in first["avatars"] if a["variationKey"] == "v2")
+    assert pixels(client, again["avatars"][0]) == pixels(client, v2)
+    assert ledger_problems() == []
+
+
+def test_png_carries_its_generation_parameters(diffusion):
+    client = diffusion()
+    done = client.wait_generation(
+        client.generate(client.project(), modelKey=TINY_KEY, prompt="a knight", seed=7)[
+            "generation"
+        ]["id"],
+        timeout=60,
+    )
+    image = Image.open(io.BytesIO(client.get(done["avatars"][0]["imageUrl"]).content))
+    text = image.text
+    assert text["prompt"] == "a knight" and text["seed"] == "7"
+    assert text["steps"] == "2" and text["model"] == TINY_REPO
+    assert (text["width"], text["height"]) == ("64", "64")
+    assert text["parameters"].startswith("a knight\nSteps: 2, Sampler: ")
+    assert "Seed: 7, Size: 64x64, Model: lumiku-test/tiny-sd" in text["parameters"]
+
+
+def test_step_progress_is_published_and_the_warm_pipeline_is_reused(diffusion):
+    client = diffusion(steps=3)
+    events: list[dict] = []
+    runtime = client.app.state.runtime
+    publish = runtime.publish_fn
+    runtime.publish_fn = lambda event: (events.append(event), publish(event))
+    project = client.project()
+    engine = engine_for("diffusers")
+    loads_before = engine.load_count
+    for seed in (1, 2):
+        done = client.wait_generation(
+            client.generate(project, modelKey=TINY_KEY, count=2, seed=seed)["generation"]["id"],
+            timeout=60,
+        )
+        assert done["status"] == "completed"
+    assert engine.load_count == loads_before + 1  # the second job found the pipeline warm
+    steps = [e["step"] for e in events if e.get("step") and e["id"] == done["id"]]
+    assert steps == ["step 1 of 3", "step 2 of 3", "step 3 of 3"]
+    progress = [e["progress"] for e in events if e["id"] == done["id"]]
+    assert progress == sorted(progress) and progress[-1] == 100.0
+
+
+def test_cancel_mid_steps_refunds_the_batch(diffusion):
+    client = diffusion(steps=400)
+    generation = client.generate(client.project(), modelKey=TINY_KEY, count=2)["generation"]
+    wait_for(lambda: client.generation(generation["id"])["progress"] > 0, timeout=60)
+    response = client.post(f"{API}/generations/{generation['id']}/cancel")
+    assert response.status_code == 200
+    wait_for(
+        lambda: (
+            client.get("/api/health/workers").json()["avatar-generator"]["processingCount"] == 0
+        ),
+        timeout=30,
+    )
+    final = client.generation(generation["id"])
+    assert final["status"] == "canceled" and final["countCompleted"] == 0
+    assert final["creditRefunded"] == 6
+    assert client.balance() == 1000
+    assert ledger_problems() == []
+
+
+def test_deadline_interrupts_the_pipeline_with_a_refund(diffusion):
+    client = diffusion(steps=400, deadline=0.5)
+    generation = client.generate(client.project(), modelKey=TINY_KEY, count=2)["generation"]
+    done = client.wait_generation(generation["id"], timeout=60)
+    assert done["status"] == "failed" and "Timed out" in done["errorMessage"]
+    assert done["creditRefunded"] == 6
+    assert ledger_problems() == []
+
+
+def test_idle_pipeline_is_unloaded(diffusion):
+    client = diffusion(pipeline_idle_minutes=0.01)
+    engine = engine_for("diffusers")
+    done = client.wait_generation(
+        client.generate(client.project(), modelKey=TINY_KEY)["generation"]["id"], timeout=60
+    )
+    assert done["status"] == "completed"
+    wait_for(lambda: engine._loaded is None, timeout=10)
+
+
+def test_missing_model_files_fail_with_advice_and_refund(diffusion, tmp_path):
+    client = diffusion()
+    AIModel.update(
+        capabilities={
+            "hfRepo": "lumiku-test/not-there",
+            "width": 64,
+            "height": 64,
+            "minSize": 64,
+            "steps": 2,
+        }
+    ).where(AIModel.key == TINY_KEY).execute()
+    response = client.post(
+        f"{API}/projects/{client.project()}/avatars/generate",
+        json={"prompt": "x", "modelKey": TINY_KEY},
+    )
+    assert response.status_code == 409
+    assert "Download it" in response.json()["error"]["message"]
+
+
+def test_kill_mid_batch_then_restart_completes_without_duplicates(tiny_cache, tmp_path):
+    import sqlite3
+
+    from test_crash import Server, doctor
+
+    home = tmp_path / "home"
+    env = {"LUMIKU_HF_CACHE_DIR": str(tiny_cache), "LUMIKU_DEVICE": "cpu", "HF_HUB_OFFLINE": "1"}
+    server = Server(home, **env)
+    try:
+        caps = json.dumps(
+            {
+                "hfRepo": TINY_REPO,
+                "width": 64,
+                "height": 64,
+                "minSize": 64,
+                "steps": 150,
+                "guidance": 0.0,
+            }
+        )
+        with sqlite3.connect(home / "lumiku.db") as db:
+            db.execute(
+                "insert into ai_model (key, app_id, name, description, provider, tier, "
+                "credit_cost, enabled, capabilities, deadline_seconds, sort_order, created_at, "
+                "updated_at) values (?, 'avatar-creator', 'Tiny', '', 'diffusers', 'free', 3, 1, "
+                "?, 600, 99, '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+                (TINY_KEY, caps),
+            )
+        _, project = server.request("POST", f"{API}/projects", {"name": "crash"})
+        status, body = server.request(
+            "POST",
+            f"{API}/projects/{project['id']}/avatars/generate",
+            {"prompt": "crash", "modelKey": TINY_KEY, "count": 4},
+        )
+        assert status == 202, body
+        generation_id = body["generation"]["id"]
+        wait_for(
+            lambda: server.get(f"{API}/generations/{generation_id}")["generation"]["progress"] > 5,
+            timeout=120,
+        )
+        server.kill()
+        restarted = Server(home, **env)
+        try:
+            done = wait_for(
+                lambda: (
+                    (g := restarted.get(f"{API}/generations/{generation_id}")["generation"])[
+                        "status"
+                    ]
+                    in ("completed", "failed", "canceled")
+                    and g
+                ),
+                timeout=120,
+            )
+        finally:
+            restarted.kill()
+    finally:
+        server.kill()
+    assert done["status"] == "completed", done
+    assert sorted(a["variationKey"] for a in done["avatars"]) == ["v0", "v1", "v2", "v3"]
+    assert done["creditRefunded"] == 0
+    result = doctor(home)
+    assert result.returncode == 0, result.stdout

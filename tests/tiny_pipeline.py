@@ -1,0 +1,382 @@
+"""Random-weight Stable Diffusion pipelines, saved in the Hugging Face cache layout, for tests.
+
+Nothing here downloads anything: every component is built from a config with random weights
+(deterministic from ``seed``), and the tokenizer is a byte-level BPE with no merges (the 256
+GPT-2 byte characters, each also with ``</w>``, plus ``<|startoftext|>`` and ``<|endoftext|>``).
+
+The pipeline has the shape of ``stabilityai/sd-turbo``: a ``StableDiffusionPipeline`` with a CLIP
+text encoder, a ``UNet2DConditionModel``, an ``AutoencoderKL`` whose VAE scale factor is 8 like
+the real one (four levels, so a 64x64 image has 8x8 latents) and an ``EulerDiscreteScheduler``
+with ``timestep_spacing="trailing"``; no safety checker and no feature extractor.
+
+Sizes (measured on a 2-core CPU, float32; loading from the cache takes ~0.3 s for either, once
+diffusers is imported, which itself takes ~4-5 s):
+
+* ``"tiny"``: 5.6 MB on disk; a batch of 4 images at 64x64 with 2 steps takes ~0.1 s.
+* ``"bench"``: 42 MB on disk; a batch of 4 images at 256x256 with 4 steps takes ~5.5 s with
+  ``guidance_scale=0.0`` (sd-turbo style: ~1.2 s per UNet step, ~1.7 s for the VAE decode) and
+  ~10 s with classifier-free guidance (``guidance_scale > 1``, the default 7.5).
+
+``save_to_hf_cache`` writes what ``huggingface_hub.snapshot_download`` leaves in a cache::
+
+    cache_dir/models--{org}--{name}/
+        blobs/<etag>                      file contents (etag: sha256 for LFS-type files such
+                                          as *.safetensors, the git blob sha1 otherwise)
+        refs/main                         the commit sha, no newline
+        snapshots/<sha>/<path>            relative symlinks to ../../blobs/<etag> (real copies
+                                          where the file system refuses symlinks)
+        trees/<sha>.json                  huggingface_hub's tree-listing cache, which diffusers
+                                          reads to check that a cached pipeline is complete
+
+so ``DiffusionPipeline.from_pretrained(repo_id, cache_dir=..., local_files_only=True)`` loads it
+offline. ``tiny_model_files`` / ``pipeline_files`` give the same files as ``{path: bytes}`` and
+``file_etag`` / ``commit_sha`` the headers a Hub emulator should send.
+
+Running a pipeline under ``-W error`` needs one filter: torch's ``Tensor.__array__`` takes no
+``copy`` argument, so numpy 2 warns (``DeprecationWarning: __array__ implementation doesn't accept
+a copy keyword``) when the Euler scheduler calls ``np.array(tensor)`` in ``set_timesteps``. The
+message is in ``NUMPY_COPY_WARNING``, for ``warnings.filterwarnings`` or
+``pytest.mark.filterwarnings``.
+
+Offline mode inside a running process: huggingface_hub reads ``HF_HUB_OFFLINE`` once, at import,
+into ``huggingface_hub.constants.HF_HUB_OFFLINE``, so setting the variable later changes nothing;
+``force_hub_offline(monkeypatch)`` patches the constant too. It matters even with
+``local_files_only=True``: huggingface_hub 2.x builds request headers, and on first use fetches
+``{HF_ENDPOINT}/api/agent-harnesses`` (3 s timeout), unless that constant is true.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from diffusers import StableDiffusionPipeline
+
+__all__ = [
+    "NUMPY_COPY_WARNING",
+    "SIZES",
+    "build_pipeline",
+    "commit_sha",
+    "file_etag",
+    "force_hub_offline",
+    "is_lfs_file",
+    "pipeline_files",
+    "save_to_hf_cache",
+    "tiny_model_files",
+    "write_hf_cache",
+]
+
+#: Regex for ``warnings.filterwarnings(message=...)``: numpy 2 warns when it converts a torch
+#: tensor (``Tensor.__array__`` has no ``copy`` argument); diffusers' schedulers do this.
+NUMPY_COPY_WARNING = r"__array__ implementation doesn't accept a copy keyword"
+
+# The Hub stores these with Git LFS (its default .gitattributes); their ETag is the sha256.
+_LFS_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".onnx", ".msgpack", ".h5")
+
+
+@dataclass(frozen=True)
+class Size:
+    """Dimensions of one pipeline size."""
+
+    text_hidden: int
+    text_layers: int
+    text_heads: int
+    text_intermediate: int
+    unet_channels: tuple[int, ...]
+    unet_layers_per_block: int
+    unet_head_dim: int
+    unet_down: tuple[str, ...]
+    unet_up: tuple[str, ...]
+    vae_channels: tuple[int, int, int, int]
+    vae_layers_per_block: int
+    image_size: int  # the pipeline's default height and width
+
+    @property
+    def unet_sample_size(self) -> int:
+        return self.image_size // 8  # VAE scale factor 8, as 2 ** (len(vae_channels) - 1)
+
+
+SIZES: dict[str, Size] = {
+    "tiny": Size(
+        text_hidden=32,
+        text_layers=2,
+        text_heads=4,
+        text_intermediate=37,
+        unet_channels=(32, 64),
+        unet_layers_per_block=1,
+        unet_head_dim=8,
+        unet_down=("DownBlock2D", "CrossAttnDownBlock2D"),
+        unet_up=("CrossAttnUpBlock2D", "UpBlock2D"),
+        vae_channels=(32, 32, 32, 32),
+        vae_layers_per_block=1,
+        image_size=64,
+    ),
+    "bench": Size(
+        text_hidden=128,
+        text_layers=2,
+        text_heads=4,
+        text_intermediate=256,
+        unet_channels=(64, 128),
+        unet_layers_per_block=2,
+        unet_head_dim=32,
+        unet_down=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        unet_up=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        vae_channels=(32, 64, 128, 128),
+        vae_layers_per_block=1,
+        image_size=256,
+    ),
+}
+
+BOS = "<|startoftext|>"
+EOS = "<|endoftext|>"
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible map from the 256 byte values to printable unicode characters."""
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
+    mapping = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in mapping:
+            mapping[b] = chr(256 + extra)
+            extra += 1
+    return mapping
+
+
+def _vocab() -> dict[str, int]:
+    chars = list(_bytes_to_unicode().values())
+    tokens = [*chars, *(c + "</w>" for c in chars), BOS, EOS]
+    return {token: index for index, token in enumerate(tokens)}
+
+
+def build_pipeline(size: str = "tiny", seed: int = 0) -> StableDiffusionPipeline:
+    """Return an in-memory ``StableDiffusionPipeline`` with random weights.
+
+    ``size`` is a key of ``SIZES``: ``"tiny"`` (64x64 default images, ~2.6 MB) or ``"bench"``
+    (256x256 default images, ~43 MB, several seconds for a batch of 4 with 4 steps on a 2-core
+    CPU). The weights depend only on ``size`` and ``seed``; the global torch RNG is left as it was.
+    The progress bar is disabled.
+    """
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    try:
+        spec = SIZES[size]
+    except KeyError:
+        raise ValueError(f"unknown size {size!r}; expected one of {sorted(SIZES)}") from None
+
+    vocab = _vocab()
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=len(vocab),
+                hidden_size=spec.text_hidden,
+                num_hidden_layers=spec.text_layers,
+                num_attention_heads=spec.text_heads,
+                intermediate_size=spec.text_intermediate,
+                projection_dim=spec.text_hidden,
+                max_position_embeddings=77,
+                bos_token_id=vocab[BOS],
+                eos_token_id=vocab[EOS],
+                pad_token_id=vocab[EOS],
+            )
+        )
+        unet = UNet2DConditionModel(
+            sample_size=spec.unet_sample_size,
+            in_channels=4,
+            out_channels=4,
+            down_block_types=spec.unet_down,
+            up_block_types=spec.unet_up,
+            block_out_channels=spec.unet_channels,
+            layers_per_block=spec.unet_layers_per_block,
+            cross_attention_dim=spec.text_hidden,
+            attention_head_dim=spec.unet_head_dim,
+            norm_num_groups=32,
+        )
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D",) * len(spec.vae_channels),
+            up_block_types=("UpDecoderBlock2D",) * len(spec.vae_channels),
+            block_out_channels=spec.vae_channels,
+            layers_per_block=spec.vae_layers_per_block,
+            latent_channels=4,
+            norm_num_groups=32,
+            sample_size=spec.image_size,
+        )
+    # sd-turbo's scheduler config (steps_offset=1: diffusers warns about 0 as outdated).
+    scheduler = EulerDiscreteScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        prediction_type="epsilon",
+        timestep_spacing="trailing",
+        steps_offset=1,
+    )
+    pipeline = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def force_hub_offline(monkeypatch) -> None:
+    """Put huggingface_hub (and diffusers) in offline mode for one test, via pytest's monkeypatch.
+
+    Sets ``HF_HUB_OFFLINE=1`` for code that reads the environment later, and patches the values
+    that were read from it at import: ``huggingface_hub.constants.HF_HUB_OFFLINE`` (behind
+    ``huggingface_hub.is_offline_mode()``) and diffusers' own copy (its telemetry switch).
+    """
+    import diffusers.utils.hub_utils
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(diffusers.utils.hub_utils, "HF_HUB_OFFLINE", True, raising=False)
+
+
+def pipeline_files(pipeline) -> dict[str, bytes]:
+    """``save_pretrained`` the pipeline (safetensors); return ``{relative posix path: bytes}``."""
+    with tempfile.TemporaryDirectory(prefix="tiny-pipeline-") as tmp:
+        pipeline.save_pretrained(tmp, safe_serialization=True)
+        root = Path(tmp)
+        return {
+            path.relative_to(root).as_posix(): path.read_bytes()
+            for path in sorted(root.rglob("*"))
+            if path.is_file()
+        }
+
+
+@functools.cache
+def _model_files(size: str, seed: int) -> tuple[tuple[str, bytes], ...]:
+    return tuple(pipeline_files(build_pipeline(size, seed)).items())
+
+
+def tiny_model_files(size: str = "tiny", seed: int = 0) -> dict[str, bytes]:
+    """The files of ``build_pipeline(size, seed)`` as ``{path: bytes}`` (built once per process).
+
+    For a local HTTP server that emulates the Hub: serve each file at
+    ``/{repo_id}/resolve/{revision}/{path}`` with ``ETag: file_etag(path, data)`` and
+    ``X-Repo-Commit: commit_sha(files)``.
+    """
+    return dict(_model_files(size, seed))
+
+
+def is_lfs_file(path: str) -> bool:
+    """Whether the Hub would store ``path`` with Git LFS (weights) rather than plain git."""
+    return path.endswith(_LFS_SUFFIXES)
+
+
+def _git_blob_sha1(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def file_etag(path: str, data: bytes) -> str:
+    """The Hub's ETag for a file, which is also its blob name in the cache.
+
+    The sha256 of the content for LFS files, the git blob sha1 for the others.
+    """
+    return hashlib.sha256(data).hexdigest() if is_lfs_file(path) else _git_blob_sha1(data)
+
+
+def commit_sha(files: Mapping[str, bytes]) -> str:
+    """A deterministic 40-hex "commit" sha for a set of files (a hash of paths and contents)."""
+    digest = hashlib.sha1()
+    for path in sorted(files):
+        digest.update(f"{path}\0{_git_blob_sha1(files[path])}\n".encode())
+    return digest.hexdigest()
+
+
+def write_hf_cache(
+    files: Mapping[str, bytes],
+    cache_dir: str | os.PathLike[str],
+    repo_id: str = "lumiku-test/tiny-sd",
+    revision_sha: str | None = None,
+) -> Path:
+    """Write ``{path: bytes}`` as model repo ``repo_id`` in the HF cache; return the snapshot path.
+
+    ``revision_sha`` defaults to ``commit_sha(files)``; ``refs/main`` points at it. Writing a
+    second revision of the same repo keeps the first snapshot and moves ``refs/main``.
+    """
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise ValueError(f"repo_id must look like 'org/name', got {repo_id!r}")
+    sha = revision_sha or commit_sha(files)
+    if len(sha) != 40 or any(c not in "0123456789abcdef" for c in sha):
+        raise ValueError(f"revision_sha must be 40 lowercase hex digits, got {sha!r}")
+
+    storage = Path(cache_dir) / ("models--" + repo_id.replace("/", "--"))
+    blobs = storage / "blobs"
+    snapshot = storage / "snapshots" / sha
+    if snapshot.exists():
+        shutil.rmtree(snapshot)
+    blobs.mkdir(parents=True, exist_ok=True)
+
+    tree: dict[str, dict[str, object]] = {}
+    for path, data in sorted(files.items()):
+        etag = file_etag(path, data)
+        blob = blobs / etag
+        if not blob.exists():
+            tmp = blob.with_name(etag + ".incomplete")
+            tmp.write_bytes(data)
+            tmp.replace(blob)
+        target = snapshot / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.symlink_to(os.path.relpath(blob, target.parent))
+        except OSError:  # e.g. Windows without developer mode: huggingface_hub copies too
+            shutil.copyfile(blob, target)
+        entry: dict[str, object] = {"size": len(data), "blob_id": _git_blob_sha1(data)}
+        if is_lfs_file(path):
+            entry.update(lfs_sha256=etag, lfs_size=len(data))
+        tree[path] = entry
+
+    refs = storage / "refs"
+    refs.mkdir(exist_ok=True)
+    (refs / "main").write_text(sha)
+    trees = storage / "trees"
+    trees.mkdir(exist_ok=True)
+    listing = {"format_version": 1, "files": tree}
+    (trees / f"{sha}.json").write_text(json.dumps(listing, indent=1), encoding="utf-8")
+    return snapshot
+
+
+def save_to_hf_cache(
+    pipeline,
+    cache_dir: str | os.PathLike[str],
+    repo_id: str = "lumiku-test/tiny-sd",
+    revision_sha: str | None = None,
+) -> Path:
+    """Save ``pipeline`` in the HF cache layout under ``cache_dir``; return the snapshot path.
+
+    See ``write_hf_cache`` for the layout and the revision.
+    """
+    return write_hf_cache(pipeline_files(pipeline), cache_dir, repo_id, revision_sha)

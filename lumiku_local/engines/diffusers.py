@@ -177,7 +177,8 @@ class DiffusersEngine:
         diffusers_logging.disable_progress_bar()  # our progress goes to the app, not stderr
         transformers_logging.disable_progress_bar()
         warnings.filterwarnings(  # torch + numpy 2 in the Euler scheduler: noise in the log
-            "ignore", message="__array__ implementation doesn't accept a copy keyword",
+            "ignore",
+            message="__array__ implementation doesn't accept a copy keyword",
             category=DeprecationWarning,
         )
         started = time.perf_counter()

@@ -1071,5 +1071,5 @@ def _translate(exc: BaseException, repo_id: str, endpoint: str | None, revision:
             f"Hugging Face answered HTTP {status} for {repo_id}. Try again in a few minutes."
         )
     if isinstance(exc, DownloadFailed | GatedModelError | DiskFullError | DownloadCancelled):
-        return exc  # type: ignore[return-value]
+        return exc
     return DownloadFailed(f"Downloading {repo_id} failed: {_short(exc)}")

@@ -30,8 +30,15 @@ Switches, per test::
         server.bytes_per_second = 1_000_000       # throttle every body (None: full speed)
         server.fail_next["config.json"] = 503     # once: answer this status for that file
         server.fail_when = lambda r: 503 if r.method == "HEAD" else None  # any rule, per request
+        server.lfs_via_cdn = False                # serve LFS files from /resolve directly
         server.requests                           # [RecordedRequest(server, method, path, headers)]
+        server.count("GET", "/resolve/", server="hub")  # how many such requests
         server.range_headers("unet/w.safetensors")  # Range headers of the GETs for that file
+
+File switches are keyed by the path in the repo and apply to whichever server sends the bytes
+(the CDN for LFS files); ``drop_after_bytes`` counts body bytes of that one response, so after a
+``Range`` request it counts from the range start. Unknown repos answer 401 ``RepoNotFound``
+without a token and 404 with one, as the real Hub does.
 
 Gated repos follow the real Hub: the metadata API stays public, file downloads answer 401
 (``X-Error-Code: GatedRepo``) without a token and 403 (``GatedRepo``) with a token other than

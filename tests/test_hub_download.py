@@ -15,14 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hub_server import HubServer
+from huggingface_hub import constants
 
-pytest.importorskip("huggingface_hub")
-
-from hub_server import HubServer  # noqa: E402
-from huggingface_hub import constants  # noqa: E402
-
-from lumiku_local import hub_download  # noqa: E402
-from lumiku_local.hub_download import (  # noqa: E402
+from lumiku_local import hub_download
+from lumiku_local.hub_download import (
     DiskFullError,
     DownloadCancelled,
     DownloadFailed,
@@ -61,7 +58,7 @@ def _isolated_hf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # from huggingface.co (3 s timeout): an empty list keeps the tests off the network.
     from huggingface_hub.utils import _detect_agent
 
-    empty = {"standardEnvVars": [], "harnesses": {}}
+    empty: dict[str, object] = {"standardEnvVars": [], "harnesses": {}}
     monkeypatch.setattr(_detect_agent, "_registry", empty, raising=False)
     monkeypatch.setattr(hub_download, "RETRY_BASE_DELAY", 0.01)
 
@@ -255,8 +252,13 @@ def test_an_interrupted_update_keeps_the_complete_revision_in_use(hub, cache):
     hub.add_repo(REPO, {**FILES, WEIGHTS: new_weights})
     hub.bytes_per_second = 2_000_000
     cancel = threading.Event()
+
+    def on_progress(progress: DownloadProgress) -> None:
+        if progress.bytes_per_second > 0:
+            cancel.set()
+
     with pytest.raises(DownloadCancelled):
-        fetch(hub, cache, cancel=cancel, on_progress=lambda p: p.bytes_per_second and cancel.set())
+        fetch(hub, cache, cancel=cancel, on_progress=on_progress)
     assert (storage(cache) / "refs" / "main").read_text() == old.name
     assert is_cached(REPO, cache_dir=cache, allow_patterns=PATTERNS)
     hub.bytes_per_second = None

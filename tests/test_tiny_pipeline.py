@@ -16,16 +16,12 @@ import json
 import socket
 import warnings
 
+import huggingface_hub
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("diffusers")
-pytest.importorskip("transformers")
-
-import huggingface_hub  # noqa: E402
-from diffusers import DiffusionPipeline, StableDiffusionPipeline  # noqa: E402
-from tiny_pipeline import (  # noqa: E402
+import torch
+from diffusers import DiffusionPipeline, StableDiffusionPipeline
+from tiny_pipeline import (
     NUMPY_COPY_WARNING,
     build_pipeline,
     commit_sha,

@@ -5,6 +5,7 @@ torch and diffusers live in the optional `diffusion` extra and are imported on f
 
 from __future__ import annotations
 
+import functools
 import gc
 import io
 import logging
@@ -67,6 +68,12 @@ def choose_device(preference: str, prefers_bf16: bool = False) -> DeviceChoice:
     if device == "mps":
         return DeviceChoice(device, "float16")
     return DeviceChoice("cpu", "float32")
+
+
+def _vram_gb(device: str) -> float:
+    import torch
+
+    return torch.cuda.get_device_properties(torch.device(device)).total_memory / 1024**3
 
 
 def png_with_parameters(image: Any, parameters: dict[str, Any]) -> bytes:
@@ -207,7 +214,14 @@ class DiffusersEngine:
             pipeline.set_progress_bar_config(disable=True)
         if hasattr(pipeline, "safety_checker") and getattr(pipeline, "safety_checker", None):
             pipeline.safety_checker = None  # avatars of the user's own prompts; no NSFW model
-        pipeline.to(choice.device)
+        if choice.device.startswith("cuda") and _vram_gb(choice.device) < capabilities.get(
+            "vramGb", 0
+        ):
+            # too little VRAM for the whole model: keep each part on the GPU only while it runs
+            pipeline.enable_model_cpu_offload(device=choice.device)
+            log.info("%s: model CPU offload (low VRAM)", capabilities["hfRepo"])
+        else:
+            pipeline.to(choice.device)
         self.load_count += 1
         log.info(
             "loaded %s on %s (%s) in %.1f s",
@@ -353,9 +367,10 @@ class DiffusersEngine:
             return list(loaded.pipeline(**call).images)
 
 
-def allow_patterns(capabilities: dict[str, Any]) -> list[str]:
-    """The files a diffusers pipeline needs: configs, tokenizers and one copy of the weights
-    (the fp16 variant when the catalog names one; never .ckpt/.bin beside .safetensors)."""
-    variant = capabilities.get("variant")
-    weights = f"*.{variant}.safetensors" if variant else "*.safetensors"
-    return ["*.json", "*.txt", "*.model", "scheduler/*", weights]
+def allow_patterns(capabilities: dict[str, Any]) -> Any:
+    """What to fetch of a pipeline repo: configs, tokenizers and one copy of each component's
+    weights (the fp16 variant where the catalog names one), never a root single-file
+    checkpoint, .ckpt or .bin beside .safetensors (see hub_download.diffusers_allow_patterns)."""
+    from ..hub_download import diffusers_allow_patterns
+
+    return functools.partial(diffusers_allow_patterns, variant=capabilities.get("variant"))

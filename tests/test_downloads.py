@@ -1,0 +1,252 @@
+"""Model downloads through the app, against a local Hugging Face Hub emulator."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import API, make_settings, wait_for
+from hub_server import HubServer
+from huggingface_hub import constants
+from tiny_pipeline import NUMPY_COPY_WARNING, tiny_model_files
+
+from lumiku_local import hub_download
+from lumiku_local.models import AIModel
+
+pytestmark = pytest.mark.filterwarnings(f"ignore:{NUMPY_COPY_WARNING}:DeprecationWarning")
+
+KEY = "avatar-creator:tiny-download"
+REPO = "lumiku-test/tiny-download"
+TOKEN = "hf_TestToken12345"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_hf(monkeypatch, tmp_path):
+    """No token, login or offline flag of this machine leaks in; tokens go to a temp store."""
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf-home" / "token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "hf-home" / "stored"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub_download, "RETRY_BASE_DELAY", 0.01)
+
+
+@pytest.fixture
+def hub():
+    with HubServer() as server:
+        yield server
+
+
+@pytest.fixture
+def studio(hub, app_client, tmp_path):  # hub first: it outlives the app
+    """The app pointed at the emulator, with a downloadable tiny model in its catalog."""
+
+    def start(gated: bool = False, **overrides):
+        hub.add_repo(REPO, tiny_model_files(), gated=gated)
+        client = app_client(
+            make_settings(
+                tmp_path / "home",
+                hf_cache_dir=str(tmp_path / "hf-cache"),
+                hf_endpoint=hub.url,
+                device="cpu",
+                **overrides,
+            )
+        )
+        AIModel.insert(
+            key=KEY,
+            app_id="avatar-creator",
+            name="Tiny download",
+            provider="diffusers",
+            tier="free",
+            credit_cost=2,
+            deadline_seconds=120,
+            sort_order=99,
+            capabilities={
+                "hfRepo": REPO,
+                "gated": gated,
+                "width": 64,
+                "height": 64,
+                "minSize": 64,
+                "steps": 2,
+                "guidance": 0.0,
+                "sizeBytes": 5_000_000,
+            },
+        ).on_conflict_replace().execute()
+        return client
+
+    return start
+
+
+def model(client, key=KEY):
+    return next(m for m in client.get(f"{API}/models").json()["models"] if m["key"] == key)
+
+
+def test_download_shows_progress_then_generates_offline(studio, hub, tmp_path):
+    client = studio()
+    hub.bytes_per_second = 4_000_000  # ~1.5 s for the tiny model: progress is observable
+    events: list[dict] = []
+    runtime = client.app.state.runtime
+    publish = runtime.publish_fn
+    runtime.publish_fn = lambda event: (events.append(event), publish(event))
+    before = model(client)
+    assert before["installed"] is False and before["downloading"] is False
+    assert (
+        client.post(
+            f"{API}/projects/{client.project()}/avatars/generate",
+            json={"prompt": "x", "modelKey": KEY},
+        ).status_code
+        == 409
+    )
+    response = client.post(f"{API}/models/{KEY}/download")
+    assert response.status_code == 202
+    seen = wait_for(
+        lambda: (
+            (m := model(client))["downloading"]
+            and 0 < m["progress"] < 100
+            and m["download"]["bytesPerSecond"] > 0
+            and m
+        )
+    )
+    assert seen["download"]["bytesTotal"] > seen["download"]["bytesDone"] > 0
+    done = wait_for(lambda: (m := model(client))["installed"] and m, timeout=30)
+    assert done["progress"] == 100.0 and done["download"]["status"] == "completed"
+    # the same progress went out on /api/events
+    mine = [e for e in events if e["type"] == "download" and e["modelKey"] == KEY]
+    assert any(0 < e["progress"] < 100 for e in mine) and mine[-1]["installed"] is True
+    snapshots = list((tmp_path / "hf-cache").glob("models--lumiku-test--tiny-download/snapshots/*"))
+    assert len(snapshots) == 1  # the standard Hugging Face cache layout
+    hub.stop()  # the Hub is gone: generating needs nothing from it
+    generation = client.generate(client.project(), modelKey=KEY, count=2)["generation"]
+    assert client.wait_generation(generation["id"], timeout=60)["status"] == "completed"
+
+
+def test_download_errors_are_4xx(studio):
+    client = studio()
+    assert client.post(f"{API}/models/nope/download").status_code == 404
+    builtin = client.post(f"{API}/models/avatar-creator:instant/download")
+    assert builtin.status_code == 422 and "built in" in builtin.json()["error"]["message"]
+    assert client.post(f"{API}/models/{KEY}/download/cancel").status_code == 409
+
+
+def test_cancel_keeps_the_partial_file_and_the_next_download_resumes(studio, hub):
+    client = studio()
+    hub.bytes_per_second = 500_000
+    client.post(f"{API}/models/{KEY}/download")
+    wait_for(lambda: model(client)["progress"] > 10)
+    canceled = client.post(f"{API}/models/{KEY}/download/cancel")
+    assert canceled.status_code == 200
+    state = canceled.json()["model"]
+    assert state["downloading"] is False and state["download"]["status"] == "canceled"
+    assert 0 < state["progress"] < 100
+    hub.bytes_per_second = None
+    hub.clear_requests()
+    client.post(f"{API}/models/{KEY}/download")
+    wait_for(lambda: model(client)["installed"], timeout=30)
+    ranges = [r.header("range") or "" for r in hub.requests if r.method == "GET"]
+    resumed = [r for r in ranges if r.startswith("bytes=") and not r.startswith("bytes=0-")]
+    assert resumed, "the second download continued the partial file with a Range request"
+
+
+def test_interrupted_download_resumes_after_a_restart(studio, hub, app_client):
+    client = studio()
+    hub.bytes_per_second = 500_000
+    client.post(f"{API}/models/{KEY}/download")
+    wait_for(lambda: model(client)["progress"] > 10)
+    settings = client.app.state.runtime.settings
+    client.__exit__(None, None, None)  # the app stops mid-download
+    hub.bytes_per_second = None
+    restarted = app_client(settings)
+    assert model(restarted)["downloading"] is True  # picked up again at start
+    done = wait_for(lambda: (m := model(restarted))["installed"] and m, timeout=30)
+    assert done["download"]["status"] == "completed"
+
+
+def test_gated_model_needs_a_token_kept_in_huggingface_store_only(studio, hub, tmp_path):
+    client = studio(gated=True)
+    hub.token = TOKEN
+    client.post(f"{API}/models/{KEY}/download")
+    failed = wait_for(lambda: (m := model(client))["download"]["status"] == "failed" and m)
+    assert "token" in failed["download"]["errorMessage"].lower()
+    assert client.get("/api/settings/hf-token").json()["configured"] is False
+    bad = client.post("/api/settings/hf-token", json={"token": "not-a-token"})
+    assert bad.status_code == 422
+    wrong = client.post("/api/settings/hf-token", json={"token": "hf_WrongToken999"})
+    assert wrong.status_code == 422 and "did not accept" in wrong.json()["error"]["message"]
+    saved = client.post("/api/settings/hf-token", json={"token": TOKEN})
+    assert saved.status_code == 200 and saved.json()["configured"] is True
+    assert TOKEN not in saved.text
+    assert (tmp_path / "hf-home" / "token").read_text() == TOKEN
+    client.post(f"{API}/models/{KEY}/download")
+    wait_for(lambda: model(client)["installed"], timeout=30)
+    home = client.app.state.runtime.settings.home
+    for path in home.rglob("*"):  # never in our database, logs or files
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
+    assert client.delete("/api/settings/hf-token").status_code == 204
+    assert client.get("/api/settings/hf-token").json()["configured"] is False
+
+
+def test_full_disk_fails_before_downloading_with_the_space_needed(studio, monkeypatch):
+    client = studio()
+    monkeypatch.setattr(
+        hub_download.shutil,
+        "disk_usage",
+        lambda path: type("U", (), {"total": 10**9, "used": 10**9, "free": 1000})(),
+    )
+    client.post(f"{API}/models/{KEY}/download")
+    failed = wait_for(lambda: (m := model(client))["download"]["status"] == "failed" and m)
+    assert "space" in failed["download"]["errorMessage"].lower()
+    assert failed["installed"] is False
+
+
+def test_delete_model_files_frees_the_space(studio, tmp_path):
+    client = studio()
+    client.post(f"{API}/models/{KEY}/download")
+    wait_for(lambda: model(client)["installed"], timeout=30)
+    assert client.post(f"{API}/models/{KEY}/download").status_code == 409  # already there
+    assert client.delete(f"{API}/models/{KEY}/files").status_code == 204
+    assert model(client)["installed"] is False
+    assert not (tmp_path / "hf-cache" / "models--lumiku-test--tiny-download").exists()
+
+
+def test_cli_pull_draws_a_progress_bar_and_rm_removes(hub, tmp_path):
+    hub.add_repo(REPO, tiny_model_files())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LUMIKU_", "HF_"))}
+    env.update(
+        LUMIKU_HOME=str(tmp_path / "home"),
+        LUMIKU_HF_CACHE_DIR=str(tmp_path / "cache"),
+        LUMIKU_HF_ENDPOINT=hub.url,
+        HF_HOME=str(tmp_path / "hf-home"),
+    )
+    lumiku = [sys.executable, "-m", "lumiku_local"]
+    listing = subprocess.run(
+        [*lumiku, "models", "list"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert "avatar-creator:sd-turbo" in listing.stdout and "not downloaded" in listing.stdout
+    # the CLI works on the catalog in the data folder: add the test model there
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "home" / "lumiku.db") as db:
+        db.execute(
+            "insert into ai_model (key, app_id, name, description, provider, tier, credit_cost, "
+            "enabled, capabilities, deadline_seconds, sort_order, created_at, updated_at) values "
+            "(?, 'avatar-creator', 'Tiny', '', 'diffusers', 'free', 1, 1, ?, 60, 99, "
+            "'2026-01-01', '2026-01-01')",
+            (KEY, f'{{"hfRepo": "{REPO}", "sizeBytes": 5000000}}'),
+        )
+    pulled = subprocess.run(
+        [*lumiku, "models", "pull", KEY], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert pulled.returncode == 0, pulled.stderr
+    assert "100.0%" in pulled.stdout and "Tiny is installed." in pulled.stdout
+    again = subprocess.run(
+        [*lumiku, "models", "pull", KEY], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert "already installed" in again.stdout
+    removed = subprocess.run(
+        [*lumiku, "models", "rm", KEY], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert removed.returncode == 0 and "freed" in removed.stdout
+    assert not (tmp_path / "cache" / "models--lumiku-test--tiny-download").exists()

@@ -95,12 +95,11 @@ def main() -> int:
     import torch
     import uvicorn
     from diffusers import DiffusionPipeline
-    from tiny_pipeline import build_pipeline, save_to_hf_cache
+    from tiny_pipeline import add_to_catalog, build_pipeline, save_to_hf_cache
 
     from lumiku_local.app import create_app
     from lumiku_local.config import load_settings
     from lumiku_local.engines import engine_for
-    from lumiku_local.models import AIModel
 
     work = Path(tempfile.mkdtemp(prefix="lumiku-bench-diffusion-"))
     cache = work / "hf-cache"
@@ -125,25 +124,9 @@ def main() -> int:
     threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
     while not server.started:
         time.sleep(0.01)
-    AIModel.insert(
-        key=KEY,
-        app_id="avatar-creator",
-        name="Bench",
-        provider="diffusers",
-        tier="free",
-        credit_cost=1,
-        deadline_seconds=3600,
-        sort_order=99,
-        capabilities={
-            "hfRepo": REPO,
-            "width": args.size,
-            "height": args.size,
-            "minSize": 64,
-            "maxSize": 1024,
-            "steps": args.steps,
-            "guidance": 0.0,
-        },
-    ).on_conflict_replace().execute()
+    add_to_catalog(
+        KEY, REPO, cost=1, deadline=3600, width=args.size, height=args.size, steps=args.steps
+    )
 
     events = Events(url)
     events.connected.wait(10)

@@ -7,12 +7,17 @@ The pipeline is saved in Hugging Face cache layout and loaded by the real loadin
 from __future__ import annotations
 
 import io
-import json
 
 import pytest
 from conftest import API, make_settings, wait_for
 from PIL import Image
-from tiny_pipeline import NUMPY_COPY_WARNING, build_pipeline, force_hub_offline, save_to_hf_cache
+from tiny_pipeline import (
+    NUMPY_COPY_WARNING,
+    add_to_catalog,
+    build_pipeline,
+    force_hub_offline,
+    save_to_hf_cache,
+)
 
 from lumiku_local.doctor import ledger_problems
 from lumiku_local.engines import engine_for
@@ -31,27 +36,8 @@ def tiny_cache(tmp_path_factory):
     return cache
 
 
-def add_tiny_model(steps: int = 2, deadline: float = 120.0, cost: int = 3) -> None:
-    AIModel.insert(
-        key=TINY_KEY,
-        app_id="avatar-creator",
-        name="Tiny test model",
-        provider="diffusers",
-        tier="free",
-        credit_cost=cost,
-        deadline_seconds=deadline,
-        sort_order=99,
-        capabilities={
-            "hfRepo": TINY_REPO,
-            "width": 64,
-            "height": 64,
-            "minSize": 64,
-            "maxSize": 128,
-            "steps": steps,
-            "guidance": 0.0,
-            "sizeBytes": 6_000_000,
-        },
-    ).on_conflict_replace().execute()
+def add_tiny_model(steps: int = 2, deadline: float = 120.0) -> None:
+    add_to_catalog(TINY_KEY, TINY_REPO, steps=steps, deadline=deadline, maxSize=128)
 
 
 @pytest.fixture
@@ -201,32 +187,13 @@ def test_missing_model_files_fail_with_advice_and_refund(diffusion, tmp_path):
 
 
 def test_kill_mid_batch_then_restart_completes_without_duplicates(tiny_cache, tmp_path):
-    import sqlite3
-
     from test_crash import Server, doctor
 
     home = tmp_path / "home"
     env = {"LUMIKU_HF_CACHE_DIR": str(tiny_cache), "LUMIKU_DEVICE": "cpu", "HF_HUB_OFFLINE": "1"}
     server = Server(home, **env)
     try:
-        caps = json.dumps(
-            {
-                "hfRepo": TINY_REPO,
-                "width": 64,
-                "height": 64,
-                "minSize": 64,
-                "steps": 150,
-                "guidance": 0.0,
-            }
-        )
-        with sqlite3.connect(home / "lumiku.db") as db:
-            db.execute(
-                "insert into ai_model (key, app_id, name, description, provider, tier, "
-                "credit_cost, enabled, capabilities, deadline_seconds, sort_order, created_at, "
-                "updated_at) values (?, 'avatar-creator', 'Tiny', '', 'diffusers', 'free', 3, 1, "
-                "?, 600, 99, '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
-                (TINY_KEY, caps),
-            )
+        add_to_catalog(TINY_KEY, TINY_REPO, database=home / "lumiku.db", steps=150)
         _, project = server.request("POST", f"{API}/projects", {"name": "crash"})
         status, body = server.request(
             "POST",

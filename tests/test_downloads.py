@@ -10,10 +10,9 @@ import pytest
 from conftest import API, make_settings, wait_for
 from hub_server import HubServer
 from huggingface_hub import constants
-from tiny_pipeline import NUMPY_COPY_WARNING, tiny_model_files
+from tiny_pipeline import NUMPY_COPY_WARNING, add_to_catalog, tiny_model_files
 
 from lumiku_local import hub_download
-from lumiku_local.models import AIModel
 
 pytestmark = pytest.mark.filterwarnings(f"ignore:{NUMPY_COPY_WARNING}:DeprecationWarning")
 
@@ -54,26 +53,7 @@ def studio(hub, app_client, tmp_path):  # hub first: it outlives the app
                 **overrides,
             )
         )
-        AIModel.insert(
-            key=KEY,
-            app_id="avatar-creator",
-            name="Tiny download",
-            provider="diffusers",
-            tier="free",
-            credit_cost=2,
-            deadline_seconds=120,
-            sort_order=99,
-            capabilities={
-                "hfRepo": REPO,
-                "gated": gated,
-                "width": 64,
-                "height": 64,
-                "minSize": 64,
-                "steps": 2,
-                "guidance": 0.0,
-                "sizeBytes": 5_000_000,
-            },
-        ).on_conflict_replace().execute()
+        add_to_catalog(KEY, REPO, cost=2, gated=gated, sizeBytes=5_000_000)
         return client
 
     return start
@@ -226,21 +206,12 @@ def test_cli_pull_draws_a_progress_bar_and_rm_removes(hub, tmp_path):
     )
     assert "avatar-creator:sd-turbo" in listing.stdout and "not downloaded" in listing.stdout
     # the CLI works on the catalog in the data folder: add the test model there
-    import sqlite3
-
-    with sqlite3.connect(tmp_path / "home" / "lumiku.db") as db:
-        db.execute(
-            "insert into ai_model (key, app_id, name, description, provider, tier, credit_cost, "
-            "enabled, capabilities, deadline_seconds, sort_order, created_at, updated_at) values "
-            "(?, 'avatar-creator', 'Tiny', '', 'diffusers', 'free', 1, 1, ?, 60, 99, "
-            "'2026-01-01', '2026-01-01')",
-            (KEY, f'{{"hfRepo": "{REPO}", "sizeBytes": 5000000}}'),
-        )
+    add_to_catalog(KEY, REPO, database=tmp_path / "home" / "lumiku.db", sizeBytes=5_000_000)
     pulled = subprocess.run(
         [*lumiku, "models", "pull", KEY], env=env, capture_output=True, text=True, timeout=120
     )
     assert pulled.returncode == 0, pulled.stderr
-    assert "100.0%" in pulled.stdout and "Tiny is installed." in pulled.stdout
+    assert "100.0%" in pulled.stdout and "Tiny test model is installed." in pulled.stdout
     again = subprocess.run(
         [*lumiku, "models", "pull", KEY], env=env, capture_output=True, text=True, timeout=120
     )

@@ -380,3 +380,59 @@ def save_to_hf_cache(
     See ``write_hf_cache`` for the layout and the revision.
     """
     return write_hf_cache(pipeline_files(pipeline), cache_dir, repo_id, revision_sha)
+
+
+def add_to_catalog(
+    key: str,
+    repo_id: str,
+    *,
+    database: str | os.PathLike[str] | None = None,
+    cost: int = 3,
+    deadline: float = 120.0,
+    **capabilities: object,
+) -> None:
+    """Put a diffusers model for `repo_id` in Lumiku's catalog (replacing a row with that key).
+
+    Without `database`, through the app's Peewee models (the app must be started); with a path to
+    a lumiku.db, through sqlite3 directly, for a server running in another process.
+    """
+    caps = {
+        "hfRepo": repo_id,
+        "width": 64,
+        "height": 64,
+        "minSize": 64,
+        "maxSize": 1024,
+        "steps": 2,
+        "guidance": 0.0,
+        **capabilities,
+    }
+    row = {
+        "key": key,
+        "app_id": "avatar-creator",
+        "name": "Tiny test model",
+        "description": "",
+        "provider": "diffusers",
+        "tier": "free",
+        "credit_cost": cost,
+        "enabled": 1,
+        "deadline_seconds": deadline,
+        "sort_order": 99,
+    }
+    if database is None:
+        from lumiku_local.models import AIModel
+
+        AIModel.insert(capabilities=caps, **row).on_conflict_replace().execute()
+        return
+    import sqlite3
+
+    row.update(
+        capabilities=json.dumps(caps),
+        created_at="2026-01-01 00:00:00",
+        updated_at="2026-01-01 00:00:00",
+    )
+    with sqlite3.connect(database) as db:
+        db.execute(
+            f"insert or replace into ai_model ({', '.join(row)}) "
+            f"values ({', '.join('?' * len(row))})",
+            tuple(row.values()),
+        )

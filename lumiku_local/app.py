@@ -173,7 +173,7 @@ def create_app(settings: Settings) -> Litestar:
             runtime.stopping.set()
             await asyncio.to_thread(downloads.stop)
             await asyncio.to_thread(job_queue.stop)
-            diffusion.unload()
+            await asyncio.to_thread(diffusion.unload)
 
     token = None if settings.is_loopback else ensure_access_token(settings)
     static = create_static_files_router(

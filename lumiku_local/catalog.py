@@ -33,6 +33,7 @@ def ai_models() -> list[dict]:
         "prefersBf16": True,
         "sizeBytes": 33_800_000_000,
         "vramGb": 24,
+        "sizeMultiple": 16,
     }
     realism = {
         **flux_dev,
@@ -113,6 +114,7 @@ def ai_models() -> list[dict]:
                 "prefersBf16": True,
                 "sizeBytes": 33_800_000_000,
                 "vramGb": 24,
+                "sizeMultiple": 16,
             },
         },
         {

@@ -177,6 +177,8 @@ def run_checks(settings: Settings) -> list[Check]:
 
         def device() -> tuple[bool, str]:
             facts = hardware.report(settings.device, settings.hf_cache)
+            if facts.get("problem"):
+                return False, facts["problem"]
             if facts["device"] is None:
                 return True, (
                     "diffusion components not installed: only the Instant model runs "

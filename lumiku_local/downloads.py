@@ -12,13 +12,12 @@ from . import hub_download
 from .config import Settings
 from .db import connection, iso, utcnow
 from .engines.diffusers import DiffusersEngine, allow_patterns
-from .errors import Conflict, InvalidInput, NotFound
+from .errors import Conflict, InvalidInput, LumikuError, NotFound
 from .models import AIModel, ModelDownload
 from .runtime import Runtime
 
 log = logging.getLogger("lumiku.downloads")
 
-PERSIST_EVERY = 1.0  # seconds between progress writes to the database
 PUBLISH_EVERY = 0.2  # seconds between progress events
 FREE_SPACE_MARGIN = 512 * 1024 * 1024  # keep this much free beyond the model itself
 
@@ -29,7 +28,6 @@ class _Active:
     cancel: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
     progress: hub_download.DownloadProgress | None = None
-    persisted_at: float = 0.0
     published_at: float = 0.0
     stopping: bool = False  # cancelled by shutdown: stays `downloading`, resumes next start
 
@@ -95,20 +93,35 @@ class DownloadManager:
         return ModelDownload.get_by_id(model_key)
 
     def remove_files(self, model_key: str) -> int:
+        """Delete a model's own files. A variant that adds a LoRA to a base model shared with
+        other catalog entries (FLUX.1-dev) removes only its LoRA; the base goes with its own
+        entry. Refused while a download of the same files runs or the model is generating."""
         model = _downloadable(model_key)
-        with self._lock:
-            if model_key in self._active:
-                raise Conflict("Cancel the download first, then delete the files.")
         caps = model.capabilities
-        freed = hub_download.remove_from_cache(caps["hfRepo"], cache_dir=self.engine.cache_dir)
-        if caps.get("loraRepo"):
-            freed += hub_download.remove_from_cache(
-                caps["loraRepo"], cache_dir=self.engine.cache_dir
+        repos = [caps["loraRepo"]] if caps.get("loraRepo") else [caps["hfRepo"]]
+        with self._lock:
+            busy = [
+                key
+                for key, active in self._active.items()
+                if set(repos) & set(_repos_of(AIModel.get_by_id(key).capabilities))
+            ]
+            if busy:
+                raise Conflict("These files are downloading: cancel the download first.")
+            if not self.engine.release(repos):
+                raise Conflict("The model is generating right now; delete it when it is done.")
+            freed = sum(
+                hub_download.remove_from_cache(repo, cache_dir=self.engine.cache_dir)
+                for repo in repos
             )
-        ModelDownload.delete().where(ModelDownload.model_key == model_key).execute()
+        sharing = [
+            m.key
+            for m in AIModel.select().where(AIModel.provider == "diffusers")
+            if set(repos) & set(_repos_of(m.capabilities or {}))
+        ]
+        ModelDownload.delete().where(ModelDownload.model_key.in_(sharing)).execute()
         self.engine.forget_install_state()
-        self.engine.unload()
-        self._publish(model_key)
+        for key in sharing:
+            self._publish(key)
         return freed
 
     def resume_interrupted(self) -> list[str]:
@@ -122,7 +135,11 @@ class DownloadManager:
             try:
                 self.start(key)
                 resumed.append(key)
-            except (Conflict, NotFound) as exc:
+            except Conflict:  # it finished just before the stop: the files are all there
+                ModelDownload.update(status="completed", finished_at=utcnow()).where(
+                    ModelDownload.model_key == key
+                ).execute()
+            except LumikuError as exc:
                 ModelDownload.update(status="failed", error_message=exc.message).where(
                     ModelDownload.model_key == key
                 ).execute()
@@ -169,29 +186,40 @@ class DownloadManager:
                     bytes_total=progress.bytes_total or 0,
                     bytes_per_second=0.0,
                 )
-            ModelDownload.update(**values).where(
-                ModelDownload.model_key == active.model_key
-            ).execute()
-            with self._lock:
-                self._active.pop(active.model_key, None)
-            self.engine.forget_install_state()
+            try:
+                ModelDownload.update(**values).where(
+                    ModelDownload.model_key == active.model_key
+                ).execute()
+            finally:  # never left looking like a running download
+                with self._lock:
+                    self._active.pop(active.model_key, None)
+                self.engine.forget_install_state()
             self._publish(active.model_key)
 
     def _transfer(self, active: _Active, capabilities: dict[str, Any]) -> None:
         def on_progress(progress: hub_download.DownloadProgress) -> None:
+            # runs on the transfer threads: memory only (the API reads it live), no database
             active.progress = progress
             now = time.monotonic()
-            if now - active.persisted_at >= PERSIST_EVERY:
-                active.persisted_at = now
-                ModelDownload.update(
-                    bytes_done=progress.bytes_done,
-                    bytes_total=progress.bytes_total,
-                    bytes_per_second=progress.bytes_per_second,
-                    updated_at=utcnow(),
-                ).where(ModelDownload.model_key == active.model_key).execute()
             if now - active.published_at >= PUBLISH_EVERY:
                 active.published_at = now
-                self._publish(active.model_key)
+                total = progress.bytes_total or 1
+                self.runtime.publish(
+                    {
+                        "type": "download",
+                        "modelKey": active.model_key,
+                        "installed": False,
+                        "downloading": True,
+                        "progress": round(100.0 * progress.bytes_done / total, 1),
+                        "sizeBytes": progress.bytes_total,
+                        "download": {
+                            "status": "downloading",
+                            "bytesDone": progress.bytes_done,
+                            "bytesTotal": progress.bytes_total,
+                            "bytesPerSecond": round(progress.bytes_per_second, 1),
+                        },
+                    }
+                )
 
         common: dict[str, Any] = {
             "cache_dir": self.engine.cache_dir,
@@ -253,6 +281,10 @@ class DownloadManager:
         self.runtime.publish(
             {"type": "download", "modelKey": model_key, **self.state(model, installed)}
         )
+
+
+def _repos_of(capabilities: dict[str, Any]) -> list[str]:
+    return [repo for repo in (capabilities.get("hfRepo"), capabilities.get("loraRepo")) if repo]
 
 
 def _downloadable(model_key: str) -> AIModel:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import secrets
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +17,7 @@ from peewee import IntegrityError, fn
 
 from . import credits, failpoints, storage
 from .catalog import TIER_ORDER
-from .db import utcnow, write_transaction
+from .db import database, utcnow, write_transaction
 from .engines import EngineJob, PermanentEngineError, Variation, engine_for
 from .errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from .models import (
@@ -137,6 +140,11 @@ def _resolve_options(request: GenerateRequest, model: AIModel) -> tuple[str, dic
     for label, value in (("width", width), ("height", height)):
         if not min_size <= value <= max_size:
             raise InvalidInput(f"{label} must be between {min_size} and {max_size} pixels.")
+    multiple = caps.get("sizeMultiple", 8 if model.provider == "diffusers" else 1)
+    if width % multiple or height % multiple:
+        raise InvalidInput(
+            f"{model.name} needs a width and height that are multiples of {multiple}."
+        )
     options: dict[str, Any] = {"width": width, "height": height, "seed": seed}
     if model.provider == "dicebear":
         styles = caps.get("styles", [])
@@ -376,6 +384,28 @@ class _Worker:
             & (AvatarGeneration.claim_token == self.token)
         ).execute()
 
+    @contextlib.contextmanager
+    def keep_alive(self) -> Iterator[None]:
+        """Heartbeat from a side thread while the engine runs: a model load, a queue for the GPU,
+        one long step or a VAE decode can outlast the lease without reaching a callback."""
+        done = threading.Event()
+
+        def beat() -> None:
+            try:
+                while not done.wait(self.settings.heartbeat_seconds):
+                    self.heartbeat(force=True)
+            finally:
+                if not database.is_closed():
+                    database.close()
+
+        ticker = threading.Thread(target=beat, name="lumiku-heartbeat", daemon=True)
+        ticker.start()
+        try:
+            yield
+        finally:
+            done.set()
+            ticker.join()
+
     def on_progress(self, fraction: float, message: str) -> None:
         generation = self.generation
         done_before = generation.count - len(self.pending_variations)
@@ -464,7 +494,8 @@ class _Worker:
         )
         try:
             if self.pending_variations and not self.cancelled():
-                engine.generate(job, self.on_image, self.on_progress, self.cancelled)
+                with self.keep_alive():
+                    engine.generate(job, self.on_image, self.on_progress, self.cancelled)
         except _LostClaim:
             return
         except PermanentEngineError as exc:

@@ -32,9 +32,14 @@ def report(device_preference: str, hf_cache: Path) -> dict[str, Any]:
     except ImportError:
         facts["device"] = None
         return facts
+    from .engines.base import PermanentEngineError
     from .engines.diffusers import choose_device
 
-    choice = choose_device(device_preference)
+    try:
+        choice = choose_device(device_preference)
+    except PermanentEngineError as exc:
+        facts.update(torch=torch.__version__, device=None, problem=str(exc))
+        return facts
     facts.update(
         torch=torch.__version__,
         cuda=torch.version.cuda,

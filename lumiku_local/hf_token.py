@@ -48,7 +48,7 @@ def save(token: str, endpoint: str | None = None) -> None:
         raise ServiceUnavailable(
             "Could not check the token with Hugging Face right now; try again later."
         ) from None
-    except OSError:
+    except Exception:  # connection refused, timeouts, TLS: httpx errors are not OSErrors
         raise ServiceUnavailable(
             "Hugging Face cannot be reached to check the token. Connect to the internet "
             "and try again."

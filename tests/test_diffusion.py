@@ -19,6 +19,7 @@ from tiny_pipeline import (
     save_to_hf_cache,
 )
 
+from lumiku_local import failpoints
 from lumiku_local.doctor import ledger_problems
 from lumiku_local.engines import engine_for
 from lumiku_local.models import AIModel
@@ -228,3 +229,32 @@ def test_kill_mid_batch_then_restart_completes_without_duplicates(tiny_cache, tm
     assert done["creditRefunded"] == 0
     result = doctor(home)
     assert result.returncode == 0, result.stdout
+
+
+def test_a_slow_phase_keeps_its_lease(diffusion):
+    """A load, a long step or a queue for the GPU reaches no callback: the heartbeat goes on."""
+    client = diffusion(deadline=15, lease_seconds=1, reconcile_seconds=0.3, heartbeat_seconds=0.2)
+    failpoints.configure("engine.generate=delay(2.0)")  # every attempt outlasts the lease
+    generation = client.generate(client.project(), modelKey=TINY_KEY, count=2)["generation"]
+    done = client.wait_generation(generation["id"], timeout=60)
+    assert done["status"] == "completed", done
+    assert done["attempts"] == 0 and len(done["avatars"]) == 2
+
+
+def test_sizes_must_fit_the_model(diffusion):
+    client = diffusion()
+    response = client.post(
+        f"{API}/projects/{client.project()}/avatars/generate",
+        json={"prompt": "x", "modelKey": TINY_KEY, "width": 100},
+    )
+    assert response.status_code == 422 and "multiples of 8" in response.json()["error"]["message"]
+
+
+def test_a_lora_variant_is_installed_only_with_its_lora(diffusion):
+    diffusion()
+    engine = engine_for("diffusers")
+    base = {"hfRepo": TINY_REPO}
+    with_lora = {**base, "loraRepo": "lumiku-test/absent-lora", "loraWeightName": "l.safetensors"}
+    assert engine.is_installed(base) is True
+    assert engine.is_installed(with_lora) is False
+    assert engine.is_installed(base) is True

@@ -221,3 +221,10 @@ def test_cli_pull_draws_a_progress_bar_and_rm_removes(hub, tmp_path):
     )
     assert removed.returncode == 0 and "freed" in removed.stdout
     assert not (tmp_path / "cache" / "models--lumiku-test--tiny-download").exists()
+
+
+def test_token_check_with_the_hub_unreachable_is_503(app_client, tmp_path):
+    client = app_client(make_settings(tmp_path / "home", hf_endpoint="http://127.0.0.1:9"))
+    response = client.post("/api/settings/hf-token", json={"token": TOKEN})
+    assert response.status_code == 503
+    assert "try again" in response.json()["error"]["message"]

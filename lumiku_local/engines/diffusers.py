@@ -29,6 +29,7 @@ from .base import (
 
 log = logging.getLogger("lumiku.engines.diffusers")
 
+INSTALL_STATE_TTL = 5.0  # seconds: `lumiku models pull/rm` in a terminal shows up soon after
 INSTALL_HINT = (
     "Local AI models need Lumiku's diffusion components: "
     "pip install 'lumiku-local[diffusion]' (the packaged app includes them)."
@@ -55,6 +56,13 @@ def choose_device(preference: str, prefers_bf16: bool = False) -> DeviceChoice:
     import torch
 
     device = preference
+    if preference.startswith("cuda") and not torch.cuda.is_available():
+        raise PermanentEngineError(
+            f"The device setting is {preference!r} but this PyTorch has no CUDA support or no "
+            "NVIDIA GPU is visible. Set device to auto, or install a CUDA build of PyTorch."
+        )
+    if preference == "mps" and not torch.backends.mps.is_available():
+        raise PermanentEngineError("The device setting is 'mps' but Apple MPS is not available.")
     if preference == "auto":
         if torch.cuda.is_available():
             device = "cuda"
@@ -99,12 +107,22 @@ def png_with_parameters(image: Any, parameters: dict[str, Any]) -> bytes:
     return out.getvalue()
 
 
+OOM_ADVICE = (
+    "Out of memory even at the lowest memory setting. Choose fewer images, a smaller size or a "
+    "smaller model, or close other programs using the GPU."
+)
+
+
+class _OutOfMemory(Exception):
+    pass
+
+
 class _LoadedPipeline:
     def __init__(self, key: tuple[str, ...], pipeline: Any, choice: DeviceChoice) -> None:
         self.key = key
         self.pipeline = pipeline
         self.choice = choice
-        self.offloaded = False
+        self.offloaded = bool(getattr(pipeline, "_lumiku_offloaded", False))
         self.loads = 1
 
 
@@ -120,7 +138,7 @@ class DiffusersEngine:
         self._lock = threading.RLock()  # one pipeline call at a time: it owns the GPU
         self._loaded: _LoadedPipeline | None = None
         self._idle_timer: threading.Timer | None = None
-        self._installed: dict[tuple[str, str], bool] = {}
+        self._installed: dict[tuple[str, ...], tuple[float, bool]] = {}
         self.load_count = 0  # how many times a pipeline was read from disk (tests, bench)
 
     @property
@@ -135,9 +153,14 @@ class DiffusersEngine:
         repo = capabilities.get("hfRepo")
         if not repo:
             return False
-        key = (repo, capabilities.get("variant") or "")
-        cached = self._installed.get(key)
-        if cached is None:
+        key = (
+            repo,
+            capabilities.get("variant") or "",
+            capabilities.get("loraRepo") or "",
+            capabilities.get("loraWeightName") or "",
+        )
+        checked_at, cached = self._installed.get(key, (0.0, False))
+        if time.monotonic() - checked_at > INSTALL_STATE_TTL:
             cached = hub_download.is_cached(
                 repo, cache_dir=self.cache_dir, allow_patterns=allow_patterns(capabilities)
             )
@@ -148,7 +171,7 @@ class DiffusersEngine:
                     cache_dir=self.cache_dir,
                     allow_patterns=[capabilities.get("loraWeightName", "*.safetensors")],
                 )
-            self._installed[key] = cached
+            self._installed[key] = (time.monotonic(), cached)
         return cached
 
     def forget_install_state(self) -> None:
@@ -204,12 +227,18 @@ class DiffusersEngine:
                 f"({type(exc).__name__}). Download the model again from the Models page."
             ) from exc
         if capabilities.get("loraRepo"):
-            pipeline.load_lora_weights(
-                capabilities["loraRepo"],
-                weight_name=capabilities.get("loraWeightName"),
-                cache_dir=str(self.cache_dir),
-                local_files_only=True,
-            )
+            try:
+                pipeline.load_lora_weights(
+                    capabilities["loraRepo"],
+                    weight_name=capabilities.get("loraWeightName"),
+                    cache_dir=str(self.cache_dir),
+                    local_files_only=True,
+                )
+            except (OSError, ValueError) as exc:
+                raise PermanentEngineError(
+                    f"The LoRA {capabilities['loraRepo']} is missing or incomplete. "
+                    "Download the model again from the Models page."
+                ) from exc
         if hasattr(pipeline, "set_progress_bar_config"):
             pipeline.set_progress_bar_config(disable=True)
         if hasattr(pipeline, "safety_checker") and getattr(pipeline, "safety_checker", None):
@@ -219,6 +248,7 @@ class DiffusersEngine:
         ):
             # too little VRAM for the whole model: keep each part on the GPU only while it runs
             pipeline.enable_model_cpu_offload(device=choice.device)
+            pipeline._lumiku_offloaded = True
             log.info("%s: model CPU offload (low VRAM)", capabilities["hfRepo"])
         else:
             pipeline.to(choice.device)
@@ -249,14 +279,34 @@ class DiffusersEngine:
             except ImportError:
                 pass
 
+    def release(self, repos: list[str]) -> bool:
+        """Unload the warm pipeline if it uses one of `repos` (before deleting their files);
+        False when it is generating right now."""
+        loaded = self._loaded
+        if loaded is None or not {loaded.key[0], loaded.key[2]} & set(repos):
+            return True
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            self.unload()
+        finally:
+            self._lock.release()
+        return True
+
     def _arm_idle_timer(self) -> None:
         if self.idle_minutes <= 0:
             return
         if self._idle_timer is not None:
             self._idle_timer.cancel()
-        self._idle_timer = threading.Timer(self.idle_minutes * 60, self.unload)
-        self._idle_timer.daemon = True
-        self._idle_timer.start()
+        timer = threading.Timer(self.idle_minutes * 60, lambda: self._unload_if_idle(timer))
+        timer.daemon = True
+        self._idle_timer = timer
+        timer.start()
+
+    def _unload_if_idle(self, timer: threading.Timer) -> None:
+        with self._lock:
+            if self._idle_timer is timer:  # not re-armed by a job that ran meanwhile
+                self.unload()
 
     # ------------------------------------------------------------ generation
 
@@ -305,7 +355,6 @@ class DiffusersEngine:
     ) -> list[Any] | None:
         import torch
 
-        pipeline = loaded.pipeline
         interrupted = False
 
         def on_step_end(pipe: Any, step: int, timestep: Any, callback_kwargs: dict) -> dict:
@@ -335,36 +384,38 @@ class DiffusersEngine:
             call["negative_prompt"] = [negative] * count
         failpoints.hit("engine.generate")
         try:
-            with torch.inference_mode():
-                result = pipeline(**call)
-        except torch.cuda.OutOfMemoryError as exc:
-            return self._after_oom(loaded, call, exc)
-        except (PermanentEngineError, TransientEngineError):
-            raise
-        except RuntimeError as exc:
-            if "out of memory" in str(exc).lower():
-                return self._after_oom(loaded, call, exc)
-            raise TransientEngineError(f"the diffusion pipeline failed: {exc}") from exc
-        if interrupted:
-            return None
-        return list(result.images)
+            images = self._call(loaded, call)
+        except _OutOfMemory as exc:
+            if loaded.offloaded or not loaded.choice.device.startswith("cuda"):
+                raise PermanentEngineError(OOM_ADVICE) from exc
+            log.warning("out of GPU memory; retrying with model CPU offload")
+            torch.cuda.empty_cache()
+            loaded.pipeline.to("cpu")
+            loaded.pipeline.enable_model_cpu_offload(device=loaded.choice.device)
+            loaded.offloaded = True
+            try:
+                images = self._call(loaded, call)
+            except _OutOfMemory as again:
+                raise PermanentEngineError(OOM_ADVICE) from again
+        return None if interrupted else images
 
-    def _after_oom(self, loaded: _LoadedPipeline, call: dict[str, Any], exc: Exception) -> Any:
-        """Out of GPU memory: retry once with model CPU offload, then give up with advice."""
+    @staticmethod
+    def _call(loaded: _LoadedPipeline, call: dict[str, Any]) -> list[Any]:
         import torch
 
-        if loaded.offloaded or not loaded.choice.device.startswith("cuda"):
-            raise PermanentEngineError(
-                "Out of memory even at the lowest memory setting. Choose fewer images, a "
-                "smaller size or a smaller model, or close other programs using the GPU."
-            ) from exc
-        log.warning("out of GPU memory; retrying with model CPU offload")
-        torch.cuda.empty_cache()
-        loaded.pipeline.to("cpu")
-        loaded.pipeline.enable_model_cpu_offload()
-        loaded.offloaded = True
-        with torch.inference_mode():
-            return list(loaded.pipeline(**call).images)
+        try:
+            with torch.inference_mode():
+                return list(loaded.pipeline(**call).images)
+        except torch.cuda.OutOfMemoryError as exc:
+            raise _OutOfMemory() from exc
+        except (PermanentEngineError, TransientEngineError):
+            raise
+        except ValueError as exc:  # the pipeline refuses these settings: retrying cannot help
+            raise PermanentEngineError(f"The model cannot use these settings: {exc}") from exc
+        except RuntimeError as exc:
+            if "out of memory" in str(exc).lower():
+                raise _OutOfMemory() from exc
+            raise TransientEngineError(f"the diffusion pipeline failed: {exc}") from exc
 
 
 def allow_patterns(capabilities: dict[str, Any]) -> Any:

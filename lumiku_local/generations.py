@@ -96,6 +96,9 @@ def choose_model(model_key: str | None) -> AIModel:
                 "or use the Instant model, which needs no download.",
                 code="model_not_installed",
             )
+        reason = getattr(engine_for(model.provider), "unavailable_reason", lambda: None)()
+        if reason:
+            raise Conflict(reason, code="engine_unavailable")
         return model
     models = list(AIModel.select().where(AIModel.enabled == True))  # noqa: E712
     if not models:

@@ -258,3 +258,17 @@ def test_a_lora_variant_is_installed_only_with_its_lora(diffusion):
     assert engine.is_installed(base) is True
     assert engine.is_installed(with_lora) is False
     assert engine.is_installed(base) is True
+
+
+def test_without_the_diffusion_extra_a_downloaded_model_is_a_clear_409(diffusion, monkeypatch):
+    from lumiku_local.engines import diffusers as engine_module
+
+    client = diffusion()
+    monkeypatch.setattr(engine_module, "torch_available", lambda: False)
+    response = client.post(
+        f"{API}/projects/{client.project()}/avatars/generate",
+        json={"prompt": "x", "modelKey": TINY_KEY},
+    )
+    assert response.status_code == 409
+    assert "lumiku-local[diffusion]" in response.json()["error"]["message"]
+    assert client.balance() == 1000

@@ -43,12 +43,13 @@ class DeviceChoice:
 
 
 def torch_available() -> bool:
-    try:
-        import diffusers  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether the diffusion extra is installed (found, not imported: that takes seconds)."""
+    import importlib.util
+
+    return all(
+        importlib.util.find_spec(name) is not None
+        for name in ("torch", "diffusers", "transformers")
+    )
 
 
 def choose_device(preference: str, prefers_bf16: bool = False) -> DeviceChoice:
@@ -173,6 +174,10 @@ class DiffusersEngine:
                 )
             self._installed[key] = (time.monotonic(), cached)
         return cached
+
+    def unavailable_reason(self) -> str | None:
+        """Why installed models cannot run here, or None."""
+        return None if torch_available() else INSTALL_HINT
 
     def forget_install_state(self) -> None:
         """Call after a download finishes or files are removed."""

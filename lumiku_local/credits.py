@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from peewee import fn
-
 from .errors import InsufficientCredits
 from .models import AvatarGeneration, CreditLedger, User
 
@@ -56,12 +54,3 @@ def refund(generation: AvatarGeneration, amount: int, description: str) -> bool:
         return False
     _append(generation.user_id, "refund", amount, description, generation)
     return True
-
-
-def ledger_sum(user_id: int) -> int:
-    total = (
-        CreditLedger.select(fn.COALESCE(fn.SUM(CreditLedger.amount), 0))
-        .where(CreditLedger.user == user_id)
-        .scalar()
-    )
-    return int(total or 0)

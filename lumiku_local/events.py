@@ -44,10 +44,6 @@ class EventBus:
                 queue.get_nowait()
             queue.put_nowait((event_id, event))
 
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subscribers)
-
     def subscribe(self, keepalive: float = 15.0) -> AsyncIterator[Item | None]:
         """Register now; iterate for (id, event) pairs, or None every `keepalive` s of silence."""
         queue: asyncio.Queue[Item | None] = asyncio.Queue(MAX_BACKLOG)

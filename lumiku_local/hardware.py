@@ -61,10 +61,3 @@ def _free_bytes(path: Path) -> int:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     return shutil.disk_usage(probe).free
-
-
-def recommended_model_key(facts: dict[str, Any]) -> str:
-    """The model that fits: SDXL Turbo with 8 GB of VRAM, SD Turbo otherwise (CPU included)."""
-    if (facts.get("vramTotalGb") or 0) >= 8:
-        return "avatar-creator:sdxl-turbo"
-    return "avatar-creator:sd-turbo"

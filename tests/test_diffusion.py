@@ -131,9 +131,13 @@ def test_step_progress_is_published_and_the_warm_pipeline_is_reused(diffusion):
 
 
 def test_cancel_mid_steps_refunds_the_batch(diffusion):
-    client = diffusion(steps=400)
+    client = diffusion(steps=5000)  # minutes of steps: the cancel lands mid-way
+    steps: list[str] = []
+    runtime = client.app.state.runtime
+    publish = runtime.publish_fn
+    runtime.publish_fn = lambda event: (steps.append(event.get("step")), publish(event))
     generation = client.generate(client.project(), modelKey=TINY_KEY, count=2)["generation"]
-    wait_for(lambda: client.generation(generation["id"])["progress"] > 0, timeout=60)
+    wait_for(lambda: "step 2 of 5000" in steps, timeout=60)  # the pipeline is running
     response = client.post(f"{API}/generations/{generation['id']}/cancel")
     assert response.status_code == 200
     wait_for(
@@ -150,7 +154,7 @@ def test_cancel_mid_steps_refunds_the_batch(diffusion):
 
 
 def test_deadline_interrupts_the_pipeline_with_a_refund(diffusion):
-    client = diffusion(steps=400, deadline=0.5)
+    client = diffusion(steps=5000, deadline=0.5)
     generation = client.generate(client.project(), modelKey=TINY_KEY, count=2)["generation"]
     done = client.wait_generation(generation["id"], timeout=60)
     assert done["status"] == "failed" and "Timed out" in done["errorMessage"]
@@ -194,7 +198,7 @@ def test_kill_mid_batch_then_restart_completes_without_duplicates(tiny_cache, tm
     env = {"LUMIKU_HF_CACHE_DIR": str(tiny_cache), "LUMIKU_DEVICE": "cpu", "HF_HUB_OFFLINE": "1"}
     server = Server(home, **env)
     try:
-        add_to_catalog(TINY_KEY, TINY_REPO, database=home / "lumiku.db", steps=150)
+        add_to_catalog(TINY_KEY, TINY_REPO, database=home / "lumiku.db", steps=400)
         _, project = server.request("POST", f"{API}/projects", {"name": "crash"})
         status, body = server.request(
             "POST",

@@ -199,12 +199,20 @@ def _serve_locked(settings: Settings) -> int:
         url = _url(settings, settings.port)
         if _health_status(url) is not None:
             return _open_running(url, settings)
+        try:  # another program has the port: a desktop app just takes a free one
+            sock = _bind(settings.with_changes(port=0))
+        except OSError:
+            print(
+                f"lumiku: cannot listen on {settings.host}:{settings.port} ({exc.strerror}) "
+                "nor on any other port. Check your firewall or choose one with --port.",
+                file=sys.stderr,
+            )
+            return 1
         print(
-            f"lumiku: cannot listen on {settings.host}:{settings.port} ({exc.strerror}). "
-            "Another program uses that port: choose another with --port.",
-            file=sys.stderr,
+            f"Port {settings.port} is used by another program; Lumiku uses "
+            f"{sock.getsockname()[1]} instead.",
+            flush=True,
         )
-        return 1
     port = sock.getsockname()[1]
     token = None
     if not settings.is_loopback:

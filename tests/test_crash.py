@@ -251,3 +251,34 @@ def test_serve_opens_the_browser_once_health_answers(tmp_path):
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0  # a graceful stop on SIGTERM
         process.stdout.close()
+
+
+def test_a_port_taken_by_another_program_falls_back_to_a_free_one(tmp_path):
+    import socket
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen(1)
+    taken = squatter.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUMIKU_")}
+    env.update(LUMIKU_HOME=str(tmp_path / "home"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lumiku_local", "--port", str(taken), "--no-browser"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        notice = process.stdout.readline()
+        running = process.stdout.readline()
+        assert f"Port {taken} is used by another program" in notice
+        url = running.split("running at ", 1)[1].split()[0]
+        assert not url.endswith(f":{taken}")
+        with urllib.request.urlopen(url + "/health", timeout=10) as response:
+            assert response.status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        process.stdout.close()
+        squatter.close()

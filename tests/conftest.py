@@ -130,3 +130,44 @@ def live_server(settings) -> Iterator[str]:
     server.should_exit = True
     thread.join(15)
     sock.close()
+
+
+def lumiku_env(home, **extra: str) -> dict[str, str]:
+    """This process's environment without any LUMIKU_* setting, for a `lumiku` subprocess."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUMIKU_")}
+    env.update(LUMIKU_HOME=str(home), **extra)
+    return env
+
+
+def spawn_lumiku(*args: str, env: dict[str, str]):
+    """`python -m lumiku_local ARGS` with stdout (and stderr) readable as text lines."""
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "lumiku_local", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def sibling_generation(generation_id: str, **fields: Any):
+    """A generation row in the same project and model as `generation_id`, charging nothing:
+    for putting the queue in states a crash or a scheduled retry would leave."""
+    from lumiku_local.models import AvatarGeneration
+
+    row = AvatarGeneration.get_by_id(generation_id)
+    values = {
+        "user": row.user_id,
+        "project": row.project_id,
+        "model": row.model_id,
+        "prompt": "sibling",
+        "options": row.options,
+        "count": 1,
+        "credit_cost": 0,
+    }
+    return AvatarGeneration.create(**{**values, **fields})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import API, TERMINAL, wait_for
+from conftest import API, TERMINAL, lumiku_env, spawn_lumiku, wait_for
 
 START_TIMEOUT = 30
 
@@ -22,21 +21,14 @@ class Server:
     """`python -m lumiku_local serve` on a free port with its own data dir."""
 
     def __init__(self, home: Path, failpoints: str = "", **env_extra: str) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LUMIKU_")}
-        env.update(
-            LUMIKU_HOME=str(home),
+        env = lumiku_env(
+            home,
             LUMIKU_FAILPOINTS=failpoints,
             LUMIKU_RETRY_BACKOFF_SECONDS="0.05",
             LUMIKU_OPEN_BROWSER="false",
             **env_extra,
         )
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "lumiku_local", "serve", "--port", "0", "--no-browser"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        self.process = spawn_lumiku("serve", "--port", "0", "--no-browser", env=env)
         line = ""
         for line in self.process.stdout:  # the URL is printed once /health answers
             if "Lumiku is running at" in line:
@@ -89,10 +81,9 @@ def servers(tmp_path):
 
 
 def doctor(home: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LUMIKU_")}
     return subprocess.run(
-        [sys.executable, "-m", "lumiku_local", "doctor", "--home", str(home)],
-        env=env,
+        [sys.executable, "-m", "lumiku_local", "doctor"],
+        env=lumiku_env(home),
         capture_output=True,
         text=True,
         timeout=60,
@@ -176,20 +167,9 @@ def test_crash_failpoint_then_restart_completes_the_batch(servers, tmp_path, fai
 
 def test_second_launch_on_the_same_data_folder_opens_the_running_one(servers, tmp_path):
     first = servers()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LUMIKU_")}
     second = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lumiku_local",
-            "serve",
-            "--port",
-            "0",
-            "--no-browser",
-            "--home",
-            str(tmp_path / "home"),
-        ],
-        env=env,
+        [sys.executable, "-m", "lumiku_local", "serve", "--port", "0", "--no-browser"],
+        env=lumiku_env(tmp_path / "home"),
         capture_output=True,
         text=True,
         timeout=60,
@@ -233,15 +213,8 @@ def test_serve_opens_the_browser_once_health_answers(tmp_path):
         "status = urllib.request.urlopen(sys.argv[1] + '/health').status\n"
         f"pathlib.Path({str(opened)!r}).write_text(sys.argv[1] + ' ' + str(status))\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LUMIKU_")}
-    env.update(LUMIKU_HOME=str(tmp_path / "home"), BROWSER=f"{sys.executable} {fake_browser} %s")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lumiku_local", "--port", "0"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    env = lumiku_env(tmp_path / "home", BROWSER=f"{sys.executable} {fake_browser} %s")
+    process = spawn_lumiku("--port", "0", env=env)
     try:
         line = process.stdout.readline()
         url = line.split("running at ", 1)[1].split()[0]
@@ -260,15 +233,7 @@ def test_a_port_taken_by_another_program_falls_back_to_a_free_one(tmp_path):
     squatter.bind(("127.0.0.1", 0))
     squatter.listen(1)
     taken = squatter.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LUMIKU_")}
-    env.update(LUMIKU_HOME=str(tmp_path / "home"))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lumiku_local", "--port", str(taken), "--no-browser"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = spawn_lumiku("--port", str(taken), "--no-browser", env=lumiku_env(tmp_path / "home"))
     try:
         notice = process.stdout.readline()
         running = process.stdout.readline()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-from conftest import TERMINAL, wait_for
+from conftest import TERMINAL, sibling_generation, wait_for
 
 from lumiku_local import failpoints
 from lumiku_local.db import utcnow
@@ -72,15 +72,9 @@ def test_periodic_reconciler_takes_over_an_expired_lease(app_client, settings):
     client.wait_generation(generation["id"])
     # a row that looks like a job whose worker vanished without a trace: no task, stale lease
     stale = utcnow() - dt.timedelta(seconds=60)
-    row = AvatarGeneration.get_by_id(generation["id"])
-    orphan = AvatarGeneration.create(
-        user=row.user_id,
-        project=row.project_id,
-        model=row.model_id,
-        prompt="orphan",
-        options=row.options,
+    orphan = sibling_generation(
+        generation["id"],
         count=2,
-        credit_cost=0,
         status="processing",
         boot_id=client.app.state.runtime.boot_id,
         heartbeat_at=stale,

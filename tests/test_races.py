@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-from conftest import API, wait_for
+from conftest import API, sibling_generation, wait_for
 
 from lumiku_local import failpoints, generations
 from lumiku_local.db import utcnow
@@ -56,15 +56,8 @@ def test_a_retry_waiting_for_its_backoff_is_not_claimed_early(client):
     client.post(f"{API}/generations/{generation['id']}/cancel")
     runtime = client.app.state.runtime
     later = utcnow() + dt.timedelta(minutes=5)
-    row = AvatarGeneration.get_by_id(generation["id"])
-    waiting = AvatarGeneration.create(
-        user=row.user_id,
-        project=row.project_id,
-        model=row.model_id,
-        prompt="waiting",
-        options=row.options,
-        count=1,
-        credit_cost=0,
+    waiting = sibling_generation(
+        generation["id"],
         status="pending",
         next_attempt_at=later,
     )

@@ -134,7 +134,7 @@ def list_generations(project_id: FromPath[str]) -> dict[str, Any]:
         .order_by(AvatarGeneration.created_at.desc())
         .limit(200)
     )
-    return {"generations": [shapes.generation(row) for row in rows]}
+    return {"generations": shapes.generations_of(list(rows))}
 
 
 routes = [

@@ -56,14 +56,41 @@ def project(row: AvatarProject, avatar_count: int | None = None) -> dict[str, An
     return shape
 
 
+def generations_of(rows: list[AvatarGeneration]) -> list[dict[str, Any]]:
+    """Several generations with their refunds and avatars in three queries, not 2 per row."""
+    ids = [row.id for row in rows]
+    refunds: dict[str, int] = {}
+    for entry in CreditLedger.select(CreditLedger.generation, CreditLedger.amount).where(
+        CreditLedger.generation.in_(ids) & (CreditLedger.kind == "refund")
+    ):
+        refunds[entry.generation_id] = refunds.get(entry.generation_id, 0) + entry.amount
+    avatars: dict[str, list[dict[str, Any]]] = {generation_id: [] for generation_id in ids}
+    for item in (
+        Avatar.select()
+        .where(Avatar.generation.in_(ids) & Avatar.deleted_at.is_null())
+        .order_by(Avatar.variation_key)
+        .dicts()
+    ):
+        avatars[item["generation"]].append(avatar(item))
+    return [_generation(row, refunds.get(row.id, 0), avatars[row.id]) for row in rows]
+
+
 def generation(row: AvatarGeneration, with_avatars: bool = True) -> dict[str, Any]:
-    charged = row.credit_cost * row.count
-    refunded = sum(
-        entry.amount
-        for entry in CreditLedger.select(CreditLedger.amount).where(
-            (CreditLedger.generation == row.id) & (CreditLedger.kind == "refund")
+    if not with_avatars:
+        return _generation(row, None, None)
+    return generations_of([row])[0]
+
+
+def _generation(
+    row: AvatarGeneration, refunded: int | None, avatars: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    if refunded is None:
+        refunded = sum(
+            entry.amount
+            for entry in CreditLedger.select(CreditLedger.amount).where(
+                (CreditLedger.generation == row.id) & (CreditLedger.kind == "refund")
+            )
         )
-    )
     shape = {
         **generations.generation_event(row),
         "prompt": row.prompt,
@@ -71,7 +98,7 @@ def generation(row: AvatarGeneration, with_avatars: bool = True) -> dict[str, An
         "modelKey": row.model_id,
         "options": row.options,
         "creditCost": row.credit_cost,
-        "creditCharged": charged,
+        "creditCharged": row.credit_cost * row.count,
         "creditRefunded": refunded,
         "attempts": row.error_attempts,
         "retriedFromId": row.retried_from_id,
@@ -81,13 +108,8 @@ def generation(row: AvatarGeneration, with_avatars: bool = True) -> dict[str, An
         "updatedAt": iso(row.updated_at),
     }
     del shape["type"]
-    if with_avatars:
-        shape["avatars"] = [
-            avatar(item)
-            for item in Avatar.select()
-            .where((Avatar.generation == row.id) & Avatar.deleted_at.is_null())
-            .order_by(Avatar.variation_key)
-        ]
+    if avatars is not None:
+        shape["avatars"] = avatars
     return shape
 
 

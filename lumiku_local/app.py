@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, MediaType, Request, Response, get
+from litestar import Litestar, MediaType, Request, Response
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.middleware import DefineMiddleware
@@ -18,7 +18,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
-from . import __version__, catalog, failpoints, generations, migrations, storage
+from . import __version__, catalog, failpoints, generations, migrations, storage, web
 from .api import admin, avatars, credits, events, health, models, projects
 from .api import generations as generation_routes
 from .api import settings as settings_routes
@@ -69,8 +69,10 @@ HTTP_CODES = {
 }
 
 
-def _http_error(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
+def _http_error(request: Request, exc: HTTPException) -> Response[Any]:
     status = exc.status_code
+    if status in (404, 405) and web.wants_html(request):  # a person typed or followed a link
+        return web.html_error(request, status, "There is nothing at this address.")
     message = exc.detail
     if status == 404 and message in ("Not Found", ""):
         message = "There is nothing at this address."
@@ -108,12 +110,6 @@ def _internal_error(_: Request, exc: Exception) -> Response[dict[str, Any]]:
         "internal_error",
         "Something went wrong inside Lumiku. It has been logged; please try again.",
     )
-
-
-@get("/", include_in_schema=False)
-async def home() -> Response[str]:
-    html = (assets_dir() / "index.html").read_text(encoding="utf-8")
-    return Response(html, media_type=MediaType.HTML)
 
 
 def _start(settings: Settings, state: State) -> None:
@@ -193,7 +189,7 @@ def create_app(settings: Settings) -> Litestar:
             )
         ],
     )
-    route_handlers: list[Any] = [home, static]
+    route_handlers: list[Any] = [web.router(), static]
     api_modules = (
         health,
         credits,
@@ -222,6 +218,7 @@ def create_app(settings: Settings) -> Litestar:
             Exception: _internal_error,
         },
         openapi_config=openapi,
+        template_config=web.template_config(),
         request_max_body_size=settings.max_upload_bytes + 1024 * 1024,
         debug=False,
         logging_config=None,

@@ -61,3 +61,41 @@ def _free_bytes(path: Path) -> int:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     return shutil.disk_usage(probe).free
+
+
+def recommend_model(facts: dict[str, Any], models: list[Any]) -> tuple[Any | None, str]:
+    """The downloadable model that fits this machine best, and why, in one sentence.
+
+    A GPU's memory decides (the largest model whose `vramGb` fits); without one the catalog's
+    `recommended` model, which runs on a CPU, is the choice. Gated models need an account first,
+    so they are never the first suggestion.
+    """
+    candidates = [
+        model
+        for model in models
+        if model.provider == "diffusers"
+        and model.enabled
+        and not (model.capabilities or {}).get("gated")
+        and (model.capabilities or {}).get("hfRepo")
+    ]
+    if not candidates:
+        return None, "No downloadable model is enabled."
+    default = next(
+        (model for model in candidates if model.capabilities.get("recommended")), candidates[0]
+    )
+    vram = facts.get("vramTotalGb")
+    device = facts.get("device")
+    if device and device.startswith("cuda") and vram:
+        fitting = [m for m in candidates if m.capabilities.get("vramGb", 99) <= vram]
+        if fitting:
+            best = max(fitting, key=lambda m: (m.capabilities.get("vramGb", 0), -m.credit_cost))
+            why = f"your {facts.get('gpuName') or 'GPU'} has {vram:g} GB of memory"
+            return best, f"It fits this computer: {why}."
+        return default, f"It is the smallest model, and your GPU has {vram:g} GB of memory."
+    if facts.get("torch") is None:
+        return default, (
+            "It runs even without a GPU. Install the diffusion extra first "
+            '(pip install "lumiku-local[diffusion]").'
+        )
+    where = "on Apple silicon" if device == "mps" else "on this computer's processor"
+    return default, f"It runs {where}, without a graphics card (a few seconds per image)."

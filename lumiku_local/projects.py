@@ -108,3 +108,27 @@ def avatar_files(avatar: Avatar | dict) -> storage.StoredImage:
         data["height"],
         data["file_size"],
     )
+
+
+def cover_thumbnails(project_ids: list[str], per_project: int = 4) -> dict[str, list[str]]:
+    """The newest few live avatar ids of each project, in one query (the project list's covers)."""
+    rank = (
+        fn.ROW_NUMBER()
+        .over(partition_by=[Avatar.project], order_by=[Avatar.created_at.desc()])
+        .alias("rank")
+    )
+    ranked = (
+        Avatar.select(Avatar.id, Avatar.project, rank)
+        .where(Avatar.project.in_(project_ids) & Avatar.deleted_at.is_null())
+        .alias("ranked")
+    )
+    query = (
+        Avatar.select(ranked.c.id, ranked.c.project_id)
+        .from_(ranked)
+        .where(ranked.c.rank <= per_project)
+        .tuples()
+    )
+    covers: dict[str, list[str]] = {}
+    for avatar_id, project_id in query:
+        covers.setdefault(project_id, []).append(avatar_id)
+    return covers

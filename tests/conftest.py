@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
+import signal
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -171,3 +176,52 @@ def sibling_generation(generation_id: str, **fields: Any):
         "credit_cost": 0,
     }
     return AvatarGeneration.create(**{**values, **fields})
+
+
+class Server:
+    """`python -m lumiku_local serve` with its own data dir, on a free port unless given one."""
+
+    def __init__(self, home: Path, failpoints: str = "", port: int = 0, **env_extra: str) -> None:
+        env = lumiku_env(
+            home,
+            LUMIKU_FAILPOINTS=failpoints,
+            LUMIKU_RETRY_BACKOFF_SECONDS="0.05",
+            LUMIKU_OPEN_BROWSER="false",
+            **env_extra,
+        )
+        self.process = spawn_lumiku("serve", "--port", str(port), "--no-browser", env=env)
+        line = ""
+        for line in self.process.stdout:  # the URL is printed once /health answers
+            if "Lumiku is running at" in line:
+                break
+        else:
+            raise AssertionError(f"server did not start: {line}")
+        self.url = line.split("running at ", 1)[1].split()[0]
+
+    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"content-type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                raw = response.read()
+                return response.status, json.loads(raw) if raw else {}
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
+
+    def get(self, path: str) -> dict:
+        status, body = self.request("GET", path)
+        assert status == 200, body
+        return body
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+        self.process.stdout.close()
+
+    def wait_exit(self) -> int:
+        code = self.process.wait(30)
+        self.process.stdout.close()
+        return code

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import subprocess
 import sys
@@ -12,58 +11,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import API, TERMINAL, lumiku_env, spawn_lumiku, wait_for
+from conftest import API, TERMINAL, Server, lumiku_env, spawn_lumiku, wait_for
 
 START_TIMEOUT = 30
-
-
-class Server:
-    """`python -m lumiku_local serve` on a free port with its own data dir."""
-
-    def __init__(self, home: Path, failpoints: str = "", **env_extra: str) -> None:
-        env = lumiku_env(
-            home,
-            LUMIKU_FAILPOINTS=failpoints,
-            LUMIKU_RETRY_BACKOFF_SECONDS="0.05",
-            LUMIKU_OPEN_BROWSER="false",
-            **env_extra,
-        )
-        self.process = spawn_lumiku("serve", "--port", "0", "--no-browser", env=env)
-        line = ""
-        for line in self.process.stdout:  # the URL is printed once /health answers
-            if "Lumiku is running at" in line:
-                break
-        else:
-            raise AssertionError(f"server did not start: {line}")
-        self.url = line.split("running at ", 1)[1].split()[0]
-
-    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"content-type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                raw = response.read()
-                return response.status, json.loads(raw) if raw else {}
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"{}")
-
-    def get(self, path: str) -> dict:
-        status, body = self.request("GET", path)
-        assert status == 200, body
-        return body
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-        self.process.stdout.close()
-
-    def wait_exit(self) -> int:
-        code = self.process.wait(30)
-        self.process.stdout.close()
-        return code
 
 
 @pytest.fixture

@@ -1,0 +1,270 @@
+"""What the pages' buttons and forms do: thin POST handlers answering with HTML fragments.
+
+htmx sends the forms; each handler calls the same service as the JSON API and answers with the
+fragment to swap in, plus a toast event saying what happened. Errors are rendered by the web
+router's exception handlers (see web/__init__.py) into the form's own error slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import anyio.to_thread
+from litestar import post
+from litestar.datastructures import State, UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, MultipartBody
+from litestar.plugins.htmx import ClientRedirect, HTMXTemplate
+
+from .. import avatars, generations, hf_token, projects
+from ..api import blocking, shapes
+from ..db import utcnow
+from ..errors import InvalidInput
+from ..models import AIModel, AvatarGeneration, User
+from .render import RETRY_AFTER
+
+Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+INT_LIMIT = 2**31 - 1
+
+
+def _toast(message: str, kind: str = "success") -> dict[str, Any]:
+    return {"trigger_event": "lumiku:toast", "params": {"message": message, "kind": kind}}
+
+
+def _number(form: dict[str, str], name: str, label: str) -> int | None:
+    """An optional whole number from a form field, or a clear error naming the field."""
+    raw = (form.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"{label} must be a whole number.") from None
+    if not -INT_LIMIT <= value <= INT_LIMIT:
+        raise InvalidInput(f"{label} is far too large.")
+    return value
+
+
+def _balance(state: State) -> int:
+    return User.get_by_id(state.runtime.user_id).credit_balance
+
+
+# ---------------------------------------------------------------- projects
+
+
+@post("/ui/projects", include_in_schema=False, status_code=200)
+@blocking
+def create_project(state: State, data: Form) -> ClientRedirect:
+    project = projects.create(state.runtime, data.get("name", ""), data.get("description", ""))
+    return ClientRedirect(f"/projects/{project.id}")
+
+
+@post("/ui/projects/{project_id:str}/rename", include_in_schema=False, status_code=200)
+@blocking
+def rename_project(project_id: FromPath[str], data: Form) -> HTMXTemplate:
+    project = projects.update(project_id, data.get("name", ""), None)
+    return HTMXTemplate(
+        template_name="_project_title.html",
+        context={"project": shapes.project(project)},
+        **_toast(f"Renamed to “{project.name}”."),
+    )
+
+
+@post("/ui/projects/{project_id:str}/delete", include_in_schema=False, status_code=200)
+@blocking
+def delete_project(state: State, project_id: FromPath[str]) -> ClientRedirect:
+    projects.delete(state.runtime, project_id)
+    return ClientRedirect(f"/projects?deleted={project_id}")
+
+
+@dataclass
+class UploadForm:
+    file: UploadFile
+
+
+@post("/ui/projects/{project_id:str}/upload", include_in_schema=False, status_code=200)
+async def upload(
+    state: State, project_id: FromPath[str], data: MultipartBody[UploadForm]
+) -> HTMXTemplate:
+    filename = data.file.filename or "photo"
+    if any(mark in filename for mark in ("/", "\\", "\x00")):
+        raise InvalidInput("The file name must be a plain name, not a path.", code="bad_filename")
+    content = await data.file.read()
+    name = filename.rsplit(".", 1)[0][:120] or "Uploaded photo"
+    avatar = await anyio.to_thread.run_sync(
+        avatars.upload, state.runtime, project_id, content, name
+    )
+    return HTMXTemplate(
+        template_name="_tiles.html",
+        context={"avatars": [shapes.avatar(avatar)]},
+        **_toast(f"Uploaded {filename}."),
+    )
+
+
+# ---------------------------------------------------------------- generations
+
+
+@post("/ui/projects/{project_id:str}/generate", include_in_schema=False, status_code=200)
+@blocking
+def generate(state: State, project_id: FromPath[str], data: Form) -> HTMXTemplate:
+    size = _number(data, "size", "Size")
+    model_key = data.get("model") or None
+    model = AIModel.get_or_none(AIModel.key == model_key) if model_key else None
+    takes_style = model is None or model.provider == "dicebear"
+    request = generations.GenerateRequest(
+        prompt=data.get("prompt", ""),
+        model_key=model_key,
+        style=(data.get("style") or None) if takes_style else None,
+        count=_number(data, "count", "Count") or 1,
+        seed=_number(data, "seed", "Seed"),
+        width=size,
+        height=size,
+    )
+    generation, balance = generations.submit(state.runtime, project_id, request)
+    spent = generation.credit_cost * generation.count
+    return _new_card(
+        generation,
+        balance,
+        f"Started {generation.count} avatar{'s' if generation.count > 1 else ''}: "
+        f"{spent} credits, {balance} left.",
+    )
+
+
+def _new_card(generation: AvatarGeneration, balance: int, message: str) -> HTMXTemplate:
+    return HTMXTemplate(
+        template_name="_generation_oob.html",
+        context={"generation": shapes.generation(generation), "balance": balance},
+        re_target="#generations",
+        re_swap="afterbegin",
+        **_toast(message),
+    )
+
+
+@post("/ui/generations/{generation_id:str}/cancel", include_in_schema=False, status_code=200)
+@blocking
+def cancel(state: State, generation_id: FromPath[str]) -> HTMXTemplate:
+    generation = shapes.generation(generations.cancel(state.runtime, generation_id))
+    refunded = generation["creditRefunded"]
+    return HTMXTemplate(
+        template_name="_generation_oob.html",
+        context={"generation": generation, "balance": _balance(state)},
+        **_toast(f"Canceled. {refunded} credits refunded." if refunded else "Canceled."),
+    )
+
+
+@post("/ui/generations/{generation_id:str}/retry", include_in_schema=False, status_code=200)
+@blocking
+def retry(state: State, generation_id: FromPath[str]) -> HTMXTemplate:
+    """Retry a finished generation; one still running after 10 minutes is canceled first."""
+    original = generations.get_generation(generation_id)
+    if original.status in ("pending", "processing"):
+        if utcnow() - original.created_at < RETRY_AFTER:
+            raise InvalidInput("This generation is still running; cancel it or let it finish.")
+        generations.cancel(state.runtime, generation_id)
+    generation, balance = generations.retry(state.runtime, generation_id)
+    return _new_card(generation, balance, f"Retrying: {generation.count} new image(s).")
+
+
+@post("/ui/avatars/{avatar_id:str}/more", include_in_schema=False, status_code=200)
+@blocking
+def more_like_this(state: State, avatar_id: FromPath[str]) -> ClientRedirect:
+    """A new generation with this avatar's prompt, model, style and size, and new seeds."""
+    avatar = avatars.get_live(avatar_id)
+    if avatar.source != "generated" or not avatar.prompt:
+        raise InvalidInput("Only generated avatars have a prompt to generate more from.")
+    source = AvatarGeneration.get_or_none(AvatarGeneration.id == avatar.generation_id)
+    request = generations.GenerateRequest(
+        prompt=avatar.prompt,
+        model_key=avatar.model_key,
+        style=avatar.style,
+        count=source.count if source else 4,
+        width=avatar.width,
+        height=avatar.height,
+    )
+    generation, _ = generations.submit(state.runtime, avatar.project_id, request)
+    return ClientRedirect(f"/projects/{avatar.project_id}#generation-{generation.id}")
+
+
+@post("/ui/avatars/{avatar_id:str}/delete", include_in_schema=False, status_code=200)
+@blocking
+def delete_avatar(state: State, avatar_id: FromPath[str]) -> ClientRedirect:
+    avatar = avatars.get_live(avatar_id)
+    avatars.delete(state.runtime, avatar_id)
+    return ClientRedirect(f"/projects/{avatar.project_id}")
+
+
+# ---------------------------------------------------------------- models and token
+
+
+def _model_fragment(state: State, key: str, message: str, kind: str = "success") -> HTMXTemplate:
+    model = AIModel.get_by_id(key)
+    return HTMXTemplate(
+        template_name="_model.html",
+        context={"model": shapes.ai_model(model, state.downloads)},
+        **_toast(message, kind),
+    )
+
+
+@post("/ui/models/{key:str}/download", include_in_schema=False, status_code=200)
+@blocking
+def download_model(state: State, key: FromPath[str]) -> HTMXTemplate:
+    state.downloads.start(key)
+    return _model_fragment(state, key, "Download started. You can keep working meanwhile.")
+
+
+@post("/ui/models/{key:str}/cancel", include_in_schema=False, status_code=200)
+@blocking
+def cancel_download(state: State, key: FromPath[str]) -> HTMXTemplate:
+    state.downloads.cancel(key)
+    return _model_fragment(state, key, "Download canceled. It resumes where it stopped.")
+
+
+@post("/ui/models/{key:str}/delete", include_in_schema=False, status_code=200)
+@blocking
+def delete_model(state: State, key: FromPath[str]) -> HTMXTemplate:
+    freed = state.downloads.remove_files(key)
+    return _model_fragment(state, key, f"Deleted the model files ({freed / 1e9:.1f} GB freed).")
+
+
+@post("/ui/settings/hf-token", include_in_schema=False, status_code=200)
+@blocking
+def save_token(state: State, data: Form) -> HTMXTemplate:
+    token = (data.get("token") or "").strip()
+    if not token:
+        raise InvalidInput("Paste your Hugging Face access token (it starts with hf_).")
+    hf_token.save(token, endpoint=state.runtime.settings.hf_endpoint or None)
+    return HTMXTemplate(
+        template_name="_token.html",
+        context={"token": hf_token.status()},
+        **_toast("Token saved. Gated models can now be downloaded."),
+    )
+
+
+@post("/ui/settings/hf-token/delete", include_in_schema=False, status_code=200)
+@blocking
+def remove_token() -> HTMXTemplate:
+    hf_token.remove()
+    return HTMXTemplate(
+        template_name="_token.html",
+        context={"token": hf_token.status()},
+        **_toast("Token removed."),
+    )
+
+
+routes = [
+    create_project,
+    rename_project,
+    delete_project,
+    upload,
+    generate,
+    cancel,
+    retry,
+    more_like_this,
+    delete_avatar,
+    download_model,
+    cancel_download,
+    delete_model,
+    save_token,
+    remove_token,
+]

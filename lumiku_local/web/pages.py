@@ -1,0 +1,372 @@
+"""The pages a person sees: thin GET handlers that gather rows and render a template."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from typing import Any
+
+from litestar import Response, get
+from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery
+from litestar.response import Template
+from peewee import fn
+
+from .. import avatars, catalog, generations, hardware, projects
+from ..api import blocking, shapes
+from ..db import utcnow
+from ..errors import NotFound
+from ..generations import counts_by_status
+from ..models import (
+    AIModel,
+    AvatarGeneration,
+    AvatarPreset,
+    AvatarProject,
+    CreditLedger,
+    PersonaExample,
+    User,
+)
+
+RECENT_GENERATIONS = 20
+LEDGER_PAGE = 50
+_hardware: dict[str, Any] = {}  # torch's device facts never change while the process runs
+
+
+def _page(state: State, name: str, nav: str = "", **context: Any) -> Template:
+    balance = User.get_by_id(state.runtime.user_id).credit_balance
+    return Template(template_name=name, context={"balance": balance, "nav": nav, **context})
+
+
+def _models(state: State) -> list[dict[str, Any]]:
+    rows = AIModel.select().order_by(AIModel.sort_order, AIModel.key)
+    return [shapes.ai_model(row, state.downloads) for row in rows]
+
+
+@get("/", include_in_schema=False)
+@blocking
+def home(state: State) -> Template:
+    """The welcome page until the first project exists, then the project list."""
+    if not AvatarProject.select().where(AvatarProject.deleted_at.is_null()).exists():
+        return _welcome(state)
+    return _projects(state, None)
+
+
+@get("/welcome", include_in_schema=False)
+@blocking
+def welcome(state: State) -> Template:
+    return _welcome(state)
+
+
+def _welcome(state: State) -> Template:
+    instant = AIModel.get_or_none(AIModel.key == catalog.INSTANT_MODEL_KEY)
+    return _page(state, "welcome.html", nav="welcome", instant=instant)
+
+
+@get("/ui/recommendation", include_in_schema=False)
+@blocking
+def recommendation(state: State) -> Template:
+    """Loaded after the welcome page: finding the GPU imports torch, which takes a second."""
+    settings = state.runtime.settings
+    if not _hardware:
+        _hardware.update(hardware.report(settings.device, settings.hf_cache))
+    facts = {**_hardware}
+    models = list(AIModel.select().order_by(AIModel.sort_order))
+    model, reason = hardware.recommend_model(facts, models)
+    shaped = shapes.ai_model(model, state.downloads) if model else None
+    return Template(
+        template_name="_recommendation.html",
+        context={"facts": facts, "model": shaped, "reason": reason},
+    )
+
+
+@get("/projects", include_in_schema=False)
+@blocking
+def project_list(state: State, deleted: FromQuery[str | None] = None) -> Template:
+    return _projects(state, deleted)
+
+
+def _projects(state: State, deleted: str | None) -> Template:
+    rows = projects.list_live(state.runtime)
+    covers = projects.cover_thumbnails([project.id for project, _ in rows])
+    listing = [
+        {**shapes.project(project, count), "cover": covers.get(project.id)}
+        for project, count in rows
+    ]
+    return _page(
+        state,
+        "projects.html",
+        nav="projects",
+        projects=listing,
+        deleted_notice=_deleted_notice(deleted) if deleted else None,
+    )
+
+
+def _deleted_notice(project_id: str) -> str | None:
+    """What deleting a project did, read back from the database (never from the URL)."""
+    project = AvatarProject.get_or_none(AvatarProject.id == project_id)
+    if project is None or project.deleted_at is None:
+        return None
+    refunded = (
+        CreditLedger.select(fn.COALESCE(fn.SUM(CreditLedger.amount), 0))
+        .join(AvatarGeneration, on=(CreditLedger.generation == AvatarGeneration.id))
+        .where((AvatarGeneration.project == project.id) & (CreditLedger.kind == "refund"))
+        .scalar()
+    )
+    notice = f"Deleted “{project.name}”."
+    if refunded:
+        notice += f" {refunded} credits were refunded for unfinished images."
+    return notice
+
+
+@get("/projects/{project_id:str}", include_in_schema=False)
+@blocking
+def project_page(state: State, project_id: FromPath[str]) -> Template:
+    project = generations.live_project(project_id)
+    gallery = [shapes.avatar(row) for row in projects.live_avatars(project.id)]
+    recent = list(
+        AvatarGeneration.select()
+        .where(AvatarGeneration.project == project.id)
+        .order_by(AvatarGeneration.created_at.desc())
+        .limit(RECENT_GENERATIONS)
+    )
+    models = [model for model in _models(state) if model["enabled"]]
+    instant = next((m for m in models if m["key"] == catalog.INSTANT_MODEL_KEY), None)
+    return _page(
+        state,
+        "project.html",
+        nav="projects",
+        project=shapes.project(project, len(gallery)),
+        avatars=gallery,
+        generations=shapes.generations_of(recent),
+        models=models,
+        chosen_model=_default_model(models),
+        styles=(instant or {}).get("capabilities", {}).get("styles", []),
+        default_style=(instant or {}).get("capabilities", {}).get("defaultStyle"),
+        presets=[shapes.preset(p) for p in AvatarPreset.select().order_by(AvatarPreset.sort_order)],
+        personas=[
+            shapes.persona_example(p)
+            for p in PersonaExample.select().order_by(PersonaExample.sort_order)
+        ],
+        max_count=generations.MAX_COUNT,
+        sizes=(256, 384, 512, 768, 1024),
+        limits=state.runtime.settings,
+    )
+
+
+def _default_model(models: list[dict[str, Any]]) -> str | None:
+    try:
+        return generations.choose_model(None).key
+    except Exception:  # nothing installed: the form says so and the picker shows why
+        return next((m["key"] for m in models if m["installed"]), None)
+
+
+@get("/generations/{generation_id:str}", include_in_schema=False)
+@blocking
+def generation_page(state: State, generation_id: FromPath[str]) -> Template:
+    row = generations.get_generation(generation_id)
+    project = AvatarProject.get_by_id(row.project_id)
+    return _page(
+        state,
+        "generation.html",
+        nav="projects",
+        generation=shapes.generation(row),
+        project=shapes.project(project),
+        project_deleted=project.deleted_at is not None,
+    )
+
+
+@get("/avatars/{avatar_id:str}", include_in_schema=False)
+@blocking
+def avatar_page(state: State, avatar_id: FromPath[str]) -> Template:
+    avatar = avatars.get_live(avatar_id)
+    project = generations.live_project(avatar.project_id)
+    model = AIModel.get_or_none(AIModel.key == avatar.model_key) if avatar.model_key else None
+    generation = (
+        AvatarGeneration.get_or_none(AvatarGeneration.id == avatar.generation_id)
+        if avatar.generation_id
+        else None
+    )
+    return _page(
+        state,
+        "avatar.html",
+        nav="projects",
+        avatar=shapes.avatar(avatar),
+        project=shapes.project(project),
+        model_name=model.name if model else avatar.model_key,
+        generation=generation,
+    )
+
+
+@get("/models", include_in_schema=False)
+@blocking
+def models_page(state: State) -> Template:
+    from .. import hf_token
+
+    return _page(
+        state, "models.html", nav="models", models=_models(state), token=hf_token.status()
+    )
+
+
+@get("/ui/models/{key:str}/row", include_in_schema=False)
+@blocking
+def model_row(state: State, key: FromPath[str]) -> Template:
+    row = AIModel.get_or_none(AIModel.key == key)
+    if row is None:
+        raise NotFound(f"There is no model {key!r}.")
+    return Template(
+        template_name="_model.html", context={"model": shapes.ai_model(row, state.downloads)}
+    )
+
+
+@get("/credits", include_in_schema=False)
+@blocking
+def credits_page(state: State, page: FromQuery[int] = 1) -> Template:
+    page_number = max(1, min(page, 1_000_000))
+    query = CreditLedger.select().where(CreditLedger.user == state.runtime.user_id)
+    total = query.count()
+    entries = list(query.order_by(CreditLedger.id.desc()).paginate(page_number, LEDGER_PAGE))
+    generation_ids = {entry.generation_id for entry in entries if entry.generation_id}
+    project_of = dict(
+        AvatarGeneration.select(AvatarGeneration.id, AvatarGeneration.project)
+        .where(AvatarGeneration.id.in_(generation_ids))
+        .tuples()
+    )
+    return _page(
+        state,
+        "credits.html",
+        nav="credits",
+        entries=[
+            {**shapes.ledger_entry(e), "projectId": project_of.get(e.generation_id)}
+            for e in entries
+        ],
+        page_number=page_number,
+        pages=max(1, -(-total // LEDGER_PAGE)),
+        total=total,
+    )
+
+
+def admin_status(state: State) -> dict[str, Any]:
+    """Everything the admin page shows, read fresh (the page polls it)."""
+    worker = state.job_queue.health()
+    beats = [b for b in (worker.last_heartbeat, state.runtime.last_heartbeat) if b]
+    now = utcnow()
+    failures = (
+        AvatarGeneration.select()
+        .where(AvatarGeneration.status == "failed")
+        .order_by(AvatarGeneration.completed_at.desc())
+        .limit(10)
+    )
+    refunds = (
+        CreditLedger.select()
+        .where(CreditLedger.kind == "refund")
+        .order_by(CreditLedger.id.desc())
+        .limit(10)
+    )
+    refunded_total = (
+        CreditLedger.select(fn.COALESCE(fn.SUM(CreditLedger.amount), 0))
+        .where(CreditLedger.kind == "refund")
+        .scalar()
+    )
+    last_beat = dt.datetime.fromtimestamp(max(beats), dt.UTC) if beats else None
+    return {
+        "worker": worker,
+        "last_beat": last_beat,
+        "beat_age": (dt.datetime.now(dt.UTC) - last_beat).total_seconds() if last_beat else None,
+        "counts": counts_by_status(),
+        "queued_tasks": state.job_queue.queue_length(),
+        "completed_24h": AvatarGeneration.select()
+        .where(
+            (AvatarGeneration.status == "completed")
+            & (AvatarGeneration.completed_at >= now - dt.timedelta(hours=24))
+        )
+        .count(),
+        "failures": [shapes.generation(row, with_avatars=False) for row in failures],
+        "refunds": [shapes.ledger_entry(row) for row in refunds],
+        "refunded_total": int(refunded_total or 0),
+    }
+
+
+@get("/admin", include_in_schema=False)
+@blocking
+def admin_page(state: State) -> Template:
+    return _page(state, "admin.html", nav="admin", **admin_status(state))
+
+
+@get("/ui/admin/status", include_in_schema=False)
+@blocking
+def admin_fragment(state: State) -> Template:
+    return Template(template_name="_admin_status.html", context=admin_status(state))
+
+
+@get("/ui/generations/{generation_id:str}/card", include_in_schema=False)
+@blocking
+def generation_card(generation_id: FromPath[str]) -> Template:
+    generation = shapes.generation(generations.get_generation(generation_id))
+    return Template(template_name="_generation.html", context={"generation": generation})
+
+
+@get("/ui/generations/{generation_id:str}/avatars", include_in_schema=False)
+@blocking
+def generation_avatars(generation_id: FromPath[str]) -> Template:
+    """The generation's delivered avatars as gallery tiles (the page adds the new ones)."""
+    generation = shapes.generation(generations.get_generation(generation_id))
+    return Template(template_name="_tiles.html", context={"avatars": generation["avatars"]})
+
+
+@get("/ui/balance", include_in_schema=False)
+@blocking
+def balance_fragment(state: State) -> Template:
+    balance = User.get_by_id(state.runtime.user_id).credit_balance
+    return Template(template_name="_balance.html", context={"balance": balance})
+
+
+@get("/ui/styles/{style:str}.webp", include_in_schema=False)
+@blocking
+def style_sample(style: FromPath[str]) -> Response[bytes]:
+    """A small sample of a DiceBear style for the style picker (same seed for every style)."""
+    instant = AIModel.get_or_none(AIModel.key == catalog.INSTANT_MODEL_KEY)
+    styles = ((instant.capabilities or {}) if instant else {}).get("styles", [])
+    if style not in styles:
+        raise NotFound(f"There is no style {style!r}.")
+    return Response(
+        _style_webp(style),
+        media_type="image/webp",
+        headers={"Cache-Control": "public, max-age=604800"},
+    )
+
+
+@functools.lru_cache(maxsize=128)
+def _style_webp(style: str) -> bytes:
+    import io
+
+    from PIL import Image
+
+    from ..engines import engine_for
+    from ..engines.dicebear import DiceBearEngine
+
+    engine = engine_for("dicebear")
+    assert isinstance(engine, DiceBearEngine)
+    png = engine.render_png(style, "Lumiku", 96, 96)
+    out = io.BytesIO()
+    Image.open(io.BytesIO(png)).save(out, "WEBP", quality=80)
+    return out.getvalue()
+
+
+routes = [
+    home,
+    welcome,
+    recommendation,
+    project_list,
+    project_page,
+    generation_page,
+    avatar_page,
+    models_page,
+    model_row,
+    credits_page,
+    admin_page,
+    admin_fragment,
+    generation_card,
+    generation_avatars,
+    balance_fragment,
+    style_sample,
+]

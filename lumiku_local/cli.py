@@ -7,11 +7,14 @@ import contextlib
 import json
 import logging
 import logging.handlers
+import multiprocessing
 import os
 import socket
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from . import __version__
@@ -19,6 +22,8 @@ from .config import Settings, SettingsError, load_settings
 
 LOCK_FILE = "lumiku.lock"
 SERVER_FILE = "server.json"  # where a second launch finds the running one
+log = logging.getLogger("lumiku")
+_windowed = False  # started without a console (a windowed build): errors go to a dialog too
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    multiprocessing.freeze_support()  # a frozen child process runs its task, not the CLI
+    _ensure_streams()
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv = ["serve", *argv]
@@ -80,29 +87,72 @@ def doctor(settings: Settings) -> int:
     return 1 if failed else 0
 
 
+def _ensure_streams() -> None:
+    """A windowed build has no console: sys.stdout and sys.stderr are None, and libraries that
+    write to them or call isatty() would crash. Give them a sink; the log file has it all."""
+    global _windowed
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            _windowed = True
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
+
+
+def _fail(message: str) -> int:
+    """Tell the user why Lumiku cannot start (console, log, and a dialog when windowed)."""
+    print(f"lumiku: {message}", file=sys.stderr, flush=True)
+    if log.hasHandlers():  # else logging's last resort would print it a second time
+        log.error("%s", message)
+    if _windowed and sys.platform == "win32":  # pragma: no cover - Windows without a console
+        import ctypes
+
+        ctypes.windll.user32.MessageBoxW(None, message, "Lumiku", 0x10)
+    return 1
+
+
 def _setup_logging(settings: Settings) -> None:
-    settings.logs_dir.mkdir(parents=True, exist_ok=True)
     level = getattr(logging, settings.log_level.upper(), logging.INFO)
-    file_handler = logging.handlers.RotatingFileHandler(
-        settings.logs_dir / "lumiku.log", maxBytes=5_000_000, backupCount=3, encoding="utf-8"
-    )
-    console = logging.StreamHandler()
+    console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING)
+    handlers: list[logging.Handler] = [console]
+    try:
+        settings.logs_dir.mkdir(parents=True, exist_ok=True)
+        handlers.append(
+            logging.handlers.RotatingFileHandler(
+                settings.log_file, maxBytes=5_000_000, backupCount=3, encoding="utf-8"
+            )
+        )
+    except OSError as exc:
+        print(f"lumiku: cannot write the log {settings.log_file} ({exc})", file=sys.stderr)
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=[file_handler, console],
+        handlers=handlers,
         force=True,
     )
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why Lumiku cannot keep its data in `folder`, or None when it can."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def _bind(settings: Settings) -> socket.socket:
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # asyncio: NODELAY
-    if sys.platform != "win32":
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((settings.host, settings.port))
-    sock.listen(128)
+    try:
+        if sys.platform != "win32":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.host, settings.port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
     sock.set_inheritable(True)
     return sock
 
@@ -158,7 +208,12 @@ def _open_running(url: str, settings: Settings) -> int:
 def serve(settings: Settings) -> int:
     from filelock import FileLock, Timeout
 
-    settings.home.mkdir(parents=True, exist_ok=True)
+    problem = _unwritable(settings.home)
+    if problem:
+        return _fail(
+            f"cannot write to the data folder {settings.home} ({problem}). Choose another "
+            "with --home or LUMIKU_HOME, or give your user write access to it."
+        )
     # One server per data folder: two would take each other's running jobs for orphans.
     lock = FileLock(settings.home / LOCK_FILE)
     try:
@@ -167,12 +222,10 @@ def serve(settings: Settings) -> int:
         url = _running_url(settings)
         if url and _health_status(url) is not None:
             return _open_running(url, settings)
-        print(
-            f"lumiku: another Lumiku is using the data folder {settings.home}. "
-            "Close it first, or choose another folder with --home.",
-            file=sys.stderr,
+        return _fail(
+            f"another Lumiku is using the data folder {settings.home}. "
+            "Close it first, or choose another folder with --home."
         )
-        return 1
     try:
         return _serve_locked(settings)
     finally:
@@ -202,12 +255,10 @@ def _serve_locked(settings: Settings) -> int:
         try:  # another program has the port: a desktop app just takes a free one
             sock = _bind(settings.with_changes(port=0))
         except OSError:
-            print(
-                f"lumiku: cannot listen on {settings.host}:{settings.port} ({exc.strerror}) "
-                "nor on any other port. Check your firewall or choose one with --port.",
-                file=sys.stderr,
+            return _fail(
+                f"cannot listen on {settings.host}:{settings.port} ({exc.strerror}) "
+                "nor on any other port. Check your firewall or choose one with --port."
             )
-            return 1
         print(
             f"Port {settings.port} is used by another program; Lumiku uses "
             f"{sock.getsockname()[1]} instead.",
@@ -224,13 +275,23 @@ def _serve_locked(settings: Settings) -> int:
     )
     app = create_app(settings)
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=10
+        app,
+        log_level="warning",
+        log_config=None,  # our handlers: the log file, and a console only where there is one
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
     )
     bus = app.state.event_bus
 
     class Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: Any) -> None:
+        def stop(self) -> None:
+            """Quit as Ctrl+C does; for the Quit action and the tray, from any thread."""
             bus.close()  # end open event streams so shutdown does not wait on browser tabs
+            self.should_exit = True
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            bus.close()
             super().handle_exit(sig, frame)
             # uvicorn re-raises the signal after its shutdown, which would kill us before our
             # own clean-up (and print a KeyboardInterrupt traceback on Ctrl+C): a stop asked
@@ -238,11 +299,44 @@ def _serve_locked(settings: Settings) -> int:
             self._captured_signals.clear()
 
     server = Server(config)
+    app.state.request_shutdown = server.stop  # POST /api/admin/shutdown
     threading.Thread(
         target=_announce_when_ready, args=(server, url, settings.open_browser, token), daemon=True
     ).start()
-    server.run(sockets=[sock])
+    tray = _start_tray(settings, url, server.stop) if settings.tray else None
+    if tray is not None and tray.needs_main_thread:  # macOS: AppKit's loop owns the main thread
+        serving = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="lumiku-server"
+        )
+        serving.start()
+        tray.run_until(serving)
+        serving.join()
+    else:
+        try:
+            server.run(sockets=[sock])
+        finally:
+            if tray is not None:
+                tray.stop()
+    log.info("Lumiku stopped")
     return 0
+
+
+def _start_tray(settings: Settings, url: str, quit_app: Any) -> Any:
+    """The tray icon where there is one (Windows, macOS with pystray); None elsewhere."""
+    from .tray import make_tray
+
+    def open_page() -> None:
+        import webbrowser
+
+        webbrowser.open(url)
+
+    return make_tray(url, open_page, quit_app, interactive=_isatty())
+
+
+def _isatty() -> bool:
+    with contextlib.suppress(Exception):
+        return sys.stdin.isatty()
+    return False
 
 
 if __name__ == "__main__":

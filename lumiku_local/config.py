@@ -45,6 +45,7 @@ class Settings:
     pipeline_idle_minutes: float = 10.0
     failpoints: str = ""
     log_level: str = "info"
+    tray: bool = True
     access_token: str = ""
 
     @property
@@ -61,7 +62,15 @@ class Settings:
 
     @property
     def logs_dir(self) -> Path:
+        """The platform's log folder for the default data folder; `logs/` inside any other
+        (so LUMIKU_HOME and --home keep everything, tests included, in one place)."""
+        if self.home == default_home().resolve():
+            return Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
         return self.home / "logs"
+
+    @property
+    def log_file(self) -> Path:
+        return self.logs_dir / "lumiku.log"
 
     @property
     def hf_cache(self) -> Path:

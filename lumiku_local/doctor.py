@@ -110,7 +110,13 @@ def run_checks(settings: Settings) -> list[Check]:
             return False, f"{home} does not exist; start Lumiku once to create it"
         return os.access(home, os.W_OK), str(home)
 
-    if not check("data dir", data_dir):
+    def log_file() -> tuple[bool, str]:
+        written = "" if settings.log_file.is_file() else " (not written yet)"
+        return True, f"{settings.log_file}{written}"
+
+    ok = check("data dir", data_dir)
+    check("log", log_file)  # where to look when something went wrong, even without data
+    if not ok:
         return checks
 
     def database() -> tuple[bool, str]:

@@ -20,7 +20,8 @@ def test_doctor_passes_on_a_healthy_home(app_client, settings, capsys):
     client.wait_generation(client.generate(client.project(), count=2)["generation"]["id"])
     assert cli.main(["doctor", "--home", str(settings.home)]) == 0
     out = capsys.readouterr().out
-    for name in ("data dir", "database", "catalog", "device", "models", "queue", "ledger", "files"):
+    names = ("data dir", "log", "database", "catalog", "device", "models", "queue", "ledger")
+    for name in (*names, "files"):
         assert f"[ok] {name}" in out
 
 

@@ -1,4 +1,4 @@
-"""Operator views: the queue at a glance, and model switches an admin may flip."""
+"""Operator views: the queue at a glance, model switches an admin may flip, and Quit."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import datetime as dt
 from typing import Any
 
 import msgspec
-from litestar import get, patch
+from litestar import get, patch, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 from peewee import fn
 
 from ..db import iso, utcnow
-from ..errors import InvalidInput, NotFound
+from ..errors import Conflict, InvalidInput, NotFound
 from ..generations import counts_by_status
 from ..models import AIModel, AvatarGeneration, CreditLedger
 from . import blocking, shapes
@@ -95,4 +95,20 @@ def update_model(key: FromPath[str], data: JSONBody[ModelPatch]) -> dict[str, An
     return {"model": shapes.ai_model(model)}
 
 
-routes = [queue, update_model]
+@post("/api/admin/shutdown", tags=["admin"], status_code=202)
+async def shutdown(state: State) -> dict[str, Any]:
+    """Quit Lumiku (the page's Quit button). Same-origin only, like every change (safety.py).
+
+    Answers first, then the server stops as on Ctrl+C: running jobs pause at their next image
+    or step and resume at the next start."""
+    request_shutdown = state.get("request_shutdown")
+    if request_shutdown is None:
+        raise Conflict(
+            "This Lumiku was not started by the `lumiku` command; stop it where it runs.",
+            code="not_launcher",
+        )
+    request_shutdown()
+    return {"message": "Lumiku is stopping", "stopping": True}
+
+
+routes = [queue, update_model, shutdown]

@@ -176,7 +176,10 @@
         if (size.selectedOptions[0]?.disabled) size.value = model.dataset.size;
       }
       const chosenStyle = $("input[name=style]:checked", form);
-      if (chosenStyle) $("[data-style-name]", form).textContent = chosenStyle.value;
+      if (chosenStyle) {
+        $("[data-style-name]", form).textContent = chosenStyle.value;
+        $("[data-style-preview]", form).src = `/ui/styles/${encodeURIComponent(chosenStyle.value)}`;
+      }
     };
     form.addEventListener("input", update);
     form.addEventListener("change", update);
@@ -209,7 +212,7 @@
         return;
       }
       if (file.size > maxBytes) {
-        const mb = (n) => (n / 1e6).toFixed(1);
+        const mb = (n) => (n / 1048576).toFixed(1);
         slot.insertAdjacentHTML("beforeend", alertHtml(`${file.name} is ${mb(file.size)} MB; the limit is ${mb(maxBytes)} MB.`));
         return;
       }
@@ -345,7 +348,7 @@
       $(".progress-bar", bar).style.width = `${event.progress}%`;
       bar.setAttribute("aria-valuenow", String(Math.round(event.progress)));
       const d = event.download;
-      const gb = (n) => (n / 1e9).toFixed(2);
+      const gb = (n) => (n / 1e9).toFixed(2);  // decimal GB, as the model sizes are given
       const text = $("[data-download-text]", row);
       if (text) text.textContent = d ? `${event.progress}% · ${gb(d.bytesDone)} of ${gb(d.bytesTotal)} GB` : `${event.progress}%`;
     } else {
@@ -365,14 +368,14 @@
     source.addEventListener("open", () => {
       clearTimeout(bannerTimer);
       $("#connection").hidden = true;
-      if (lostAt !== null) {  // back after a restart: catch up on what we missed
-        lostAt = null;
-        $$("[data-generation]").forEach((card) => {
-          if (!TERMINAL.has(card.dataset.status)) refreshCard(card.dataset.generation, true);
-        });
-        $$("[data-model]").forEach((row) => refreshModel(row.dataset.model));
-        refreshBalance();
-      }
+      // Catch up on what happened before this stream started (between the page being rendered
+      // and now), or while it was down (a restart): unfinished cards are fetched afresh.
+      const live = $$("[data-generation]").filter((card) => !TERMINAL.has(card.dataset.status));
+      live.forEach((card) => refreshCard(card.dataset.generation, true));
+      const wasLost = lostAt !== null;
+      lostAt = null;
+      if (wasLost) $$("[data-model]").forEach((row) => refreshModel(row.dataset.model));
+      if (live.length || wasLost) refreshBalance();
     });
     source.addEventListener("error", () => {
       if (lostAt === null) {

@@ -114,7 +114,7 @@ def decode_upload(content: bytes, max_bytes: int, max_pixels: int) -> tuple[byte
 
     if len(content) > max_bytes:
         raise PayloadTooLarge(
-            f"The file is {len(content) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB."
+            f"The file is {len(content) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB."
         )
     if not content:
         raise InvalidInput("The file is empty. Choose a PNG, JPEG or WebP image.")

@@ -39,6 +39,8 @@ def _lumiku_error(request: Request, exc: LumikuError) -> Response[str]:
 
 def _http_error(request: Request, exc: HTTPException) -> Response[str]:
     status = exc.status_code
+    if status >= 500:  # a bug or a misconfiguration: its details are for the log, not the page
+        return _internal_error(request, exc)
     if isinstance(exc, ValidationException) or status == 400:
         message = "That request was not valid. Reload the page and try again."
     elif status == 404:

@@ -29,7 +29,11 @@ INT_LIMIT = 2**31 - 1
 
 
 def _toast(message: str, kind: str = "success") -> dict[str, Any]:
-    return {"trigger_event": "lumiku:toast", "params": {"message": message, "kind": kind}}
+    return {
+        "trigger_event": "lumiku:toast",
+        "params": {"message": message, "kind": kind},
+        "after": "receive",
+    }
 
 
 def _number(form: dict[str, str], name: str, label: str) -> int | None:

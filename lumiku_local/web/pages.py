@@ -202,9 +202,7 @@ def avatar_page(state: State, avatar_id: FromPath[str]) -> Template:
 def models_page(state: State) -> Template:
     from .. import hf_token
 
-    return _page(
-        state, "models.html", nav="models", models=_models(state), token=hf_token.status()
-    )
+    return _page(state, "models.html", nav="models", models=_models(state), token=hf_token.status())
 
 
 @get("/ui/models/{key:str}/row", include_in_schema=False)
@@ -320,7 +318,7 @@ def balance_fragment(state: State) -> Template:
     return Template(template_name="_balance.html", context={"balance": balance})
 
 
-@get("/ui/styles/{style:str}.webp", include_in_schema=False)
+@get("/ui/styles/{style:str}", include_in_schema=False)
 @blocking
 def style_sample(style: FromPath[str]) -> Response[bytes]:
     """A small sample of a DiceBear style for the style picker (same seed for every style)."""

@@ -376,3 +376,63 @@ def test_every_page_at_desktop_and_phone_width_passes_axe(server, browser, schem
                 if violations:
                     problems.setdefault(f"{name} {width_name}", []).extend(violations)
     assert problems == {}
+
+
+# ---------------------------------------------------------------- models, quit
+
+
+def test_models_page_downloads_with_live_progress_cancels_and_deletes(servers, ui, tmp_path):
+    from hub_server import HubServer
+    from tiny_pipeline import add_to_catalog, tiny_model_files
+
+    page, _ = ui
+    with HubServer() as hub:
+        hub.add_repo("lumiku-test/tiny-download", tiny_model_files())
+        hub.bytes_per_second = 1_000_000  # about 6 s for the tiny model: time to watch it
+        home = tmp_path / "home"
+        server = Server(
+            home,
+            LUMIKU_HF_ENDPOINT=hub.url,
+            LUMIKU_HF_CACHE_DIR=str(tmp_path / "hf-cache"),
+            LUMIKU_DEVICE="cpu",
+        )
+        try:
+            add_to_catalog(
+                "avatar-creator:tiny-download",
+                "lumiku-test/tiny-download",
+                database=home / "lumiku.db",
+                sizeBytes=5_600_000,
+            )
+            page.goto(f"{server.url}/models")
+            row = page.locator("#model-avatar-creator-tiny-download")
+            expect(row).to_contain_text("Download size: 5.6 MB")
+            row.get_by_role("button", name="Download").click()
+            bar = row.get_by_role("progressbar")
+            wait_for(lambda: float(bar.get_attribute("aria-valuenow") or 0) >= 10, timeout=20)
+            screenshot(page, "models-downloading-desktop")
+            row.get_by_role("button", name="Cancel download").click()
+            expect(row).to_contain_text("downloaded earlier; downloading again resumes")
+            expect(page.locator("#toasts")).to_contain_text("Download canceled")
+
+            hub.bytes_per_second = None
+            row.get_by_role("button", name="Download").click()
+            expect(row).to_contain_text("Installed")  # the event stream refreshes the row
+            row.get_by_role("button", name="Delete files").click()
+            page.get_by_role("dialog").get_by_role("button", name="Delete files").click()
+            expect(row.get_by_role("button", name="Download")).to_be_visible()
+            expect(page.locator("#toasts")).to_contain_text("Deleted the model files")
+        finally:
+            page.close()  # before the server goes: its open event stream would be cut
+            server.kill()
+
+
+def test_quit_stops_the_server_and_says_so(server, ui):
+    page, watch = ui
+    watch.allow("ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|/api/events")
+    page.goto(f"{server.url}/projects")
+    page.get_by_role("button", name="Quit").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("continue the next time you start it")
+    dialog.get_by_role("button", name="Quit Lumiku").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Lumiku has stopped")
+    assert server.wait_exit() == 0

@@ -412,6 +412,7 @@
     startEvents();
     setInterval(checkAges, 10000);
     window.addEventListener("pagehide", stopEvents);
+    document.documentElement.dataset.ready = String(Math.round(performance.now()));  // bench/ui.py
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # Pillow loads on first use: start-up stays fast
     from PIL import Image
 
 THUMBNAIL_SIZE = 256
+MAX_THUMBNAIL_BYTES = 30_000  # each gallery thumbnail (issue 4: a 500-avatar page stays fast)
 ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 _NAME = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}(\.png|\.thumb\.webp)$")
 _MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"RIFF")
@@ -103,8 +104,17 @@ def _thumbnail_bytes(image: Image.Image) -> bytes:
     if factor >= 2:
         image = image.reduce(factor)  # box-averaging by a whole factor: fast and clean
     image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
-    out = io.BytesIO()
-    image.save(out, "WEBP", quality=82, method=0)
+    # a gallery of hundreds must stay light: busy photos are re-encoded until they fit
+    for quality in (82, 65, 45, 25):
+        out = io.BytesIO()
+        image.save(out, "WEBP", quality=quality, method=0)
+        if out.tell() <= MAX_THUMBNAIL_BYTES:
+            break
+    else:
+        while out.tell() > MAX_THUMBNAIL_BYTES and image.width > 32:
+            image = image.resize((image.width * 3 // 4, image.height * 3 // 4))
+            out = io.BytesIO()
+            image.save(out, "WEBP", quality=25, method=0)
     return out.getvalue()
 
 

@@ -1,6 +1,7 @@
 """Uploads: good images are re-encoded with a thumbnail; bad ones get a 4xx and write nothing."""
 
 import io
+import random
 import struct
 import zlib
 
@@ -132,3 +133,16 @@ def test_upload_without_file_is_400(client):
     response = client.post(f"{API}/projects/{client.project()}/avatars/upload", data={"name": "x"})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_input"
+
+
+def test_a_busy_photo_still_gets_a_thumbnail_of_at_most_30_kb(client):
+    """Pure noise is the worst case for WebP; a gallery of hundreds must stay light."""
+    noise = Image.frombytes("RGB", (400, 400), random.Random(1).randbytes(400 * 400 * 3))
+    out = io.BytesIO()
+    noise.save(out, "PNG")
+    project = client.project()
+    response = upload(client, project, out.getvalue(), "noise.png")
+    assert response.status_code == 201, response.text
+    thumbnail = client.get(response.json()["avatar"]["thumbnailUrl"]).content
+    assert len(thumbnail) <= 30_000
+    assert Image.open(io.BytesIO(thumbnail)).format == "WEBP"

@@ -3,7 +3,8 @@
     python build/smoke.py [--binary dist/lumiku/lumiku]
 
 Starts the binary with a temporary data folder and --no-browser; waits for /health; checks the
-worker is online; creates a project, generates 4 instant avatars and fetches one PNG; starts a
+worker is online and the home page renders; creates a project, generates 4 instant avatars,
+fetches one PNG and uploads a WebP and a JPEG (Pillow's plugins made it in); starts a
 second instance, which must exit 0 without a second server; refuses a cross-origin Quit; quits
 through POST /api/admin/shutdown and expects exit 0 within 30 s. Prints the folder's size and the
 time to the first /health. Standard library only: it runs under any Python, the build's or not.
@@ -12,6 +13,7 @@ time to the first /health. Standard library only: it runs under any Python, the 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -28,6 +30,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 API = "/api/apps/avatar-creator"
 QUIT_WITHIN = 30.0
+# 8x8 orange images, made by Pillow
+UPLOADS = {
+    "photo.webp": "UklGRj4AAABXRUJQVlA4IDIAAADQAQCdASoIAAgAAUAmJaACdLoB+AADsAD+8JCj/4cp8OU+"
+    "HKf8OU/9QZ8tD5aH63AAAA==",
+    "photo.jpg": "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHB"
+    "wgJC4nICIsIxwcKDcpLDAxNDQ0Hyc5PTgyPC4zNDL/2wBDAQkJCQwLDBgNDRgyIRwhMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMj"
+    "IyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjL/wAARCAAIAAgDASIAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQF"
+    "BgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGR"
+    "olJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ip"
+    "qrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAA"
+    "ECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAECAxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYk"
+    "NOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVmZ2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoq"
+    "OkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq8vP09fb3+Pn6/9oADAMBAAIRAxEAPwDraKKK"
+    "/KD7Q//Z",
+}
 
 
 class SmokeFailure(Exception):
@@ -47,11 +64,15 @@ def wait_for(what: str, predicate: Callable[[], Any], timeout: float) -> Any:
 
 
 def request(
-    url: str, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None
+    url: str,
+    method: str = "GET",
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    raw_body: bytes | None = None,
 ) -> tuple[int, bytes]:
-    data = json.dumps(body).encode() if body is not None else None
+    data = json.dumps(body).encode() if body is not None else raw_body
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    if data is not None:
+    if body is not None:
         req.add_header("content-type", "application/json")
     try:
         with urllib.request.urlopen(req, timeout=10) as response:
@@ -65,6 +86,16 @@ def get_json(url: str) -> Any:
     if status != 200:
         raise SmokeFailure(f"GET {url} answered {status}: {raw[:300]!r}")
     return json.loads(raw)
+
+
+def multipart(field: str, filename: str, content: bytes) -> tuple[bytes, str]:
+    boundary = "lumiku-smoke-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
+        f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+    )
+    body = head.encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
 
 
 def health(url: str) -> str | None:
@@ -96,11 +127,7 @@ def run(binary: Path, home: Path, output: Path) -> None:
             # the port file appears once the socket listens (it is how a second launch finds us)
             url = wait_for(
                 "the server's port file",
-                lambda: (
-                    process.poll() is None
-                    and server_file.is_file()
-                    and json.loads(server_file.read_text(encoding="utf-8") or "{}").get("url")
-                ),
+                lambda: _alive(process) and read_server_file(server_file).get("url"),
                 timeout=60,
             )
             wait_for("/health ok", lambda: _alive(process) and health(url) == "ok", timeout=60)
@@ -150,6 +177,19 @@ def run(binary: Path, home: Path, output: Path) -> None:
                 raise SmokeFailure(f"the avatar image answered {code}, {png[:16]!r}")
             print(f"fetched a {len(png)} byte PNG", flush=True)
 
+            # uploads decode with Pillow: the plugins the spec keeps must still be there
+            for name, image in UPLOADS.items():
+                body, content_type = multipart("file", name, base64.b64decode(image))
+                code, raw = request(
+                    f"{url}{API}/projects/{project_id}/avatars/upload",
+                    "POST",
+                    raw_body=body,
+                    headers={"content-type": content_type},
+                )
+                if code != 201:
+                    raise SmokeFailure(f"uploading {name} answered {code}: {raw[:300]!r}")
+            print(f"uploaded {', '.join(UPLOADS)}", flush=True)
+
             second = subprocess.run(
                 args, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
             )
@@ -158,7 +198,7 @@ def run(binary: Path, home: Path, output: Path) -> None:
                     f"the second instance exited {second.returncode}: "
                     f"{second.stdout}{second.stderr}"
                 )
-            running = json.loads(server_file.read_text(encoding="utf-8"))
+            running = read_server_file(server_file)
             if running != {"url": url, "pid": process.pid} or not _alive(process):
                 raise SmokeFailure(f"the second instance replaced the first: {running}")
             if health(url) != "ok":
@@ -187,6 +227,14 @@ def run(binary: Path, home: Path, output: Path) -> None:
             if process.poll() is None:
                 process.kill()
                 process.wait(10)
+
+
+def read_server_file(path: Path) -> dict[str, Any]:
+    """The running server's {"url", "pid"}; empty while it is missing or half written."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def _alive(process: subprocess.Popen) -> bool:

@@ -309,7 +309,10 @@ def _serve_locked(settings: Settings) -> int:
             target=server.run, kwargs={"sockets": [sock]}, name="lumiku-server"
         )
         serving.start()
-        tray.run_until(serving)
+        try:
+            tray.run_until(serving)
+        except Exception:  # no status bar after all: keep serving without the icon
+            log.warning("the tray icon failed; Lumiku runs on without it", exc_info=True)
         serving.join()
     else:
         try:

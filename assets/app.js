@@ -44,7 +44,7 @@
 
   function errorSlot(element) {
     const scope = element?.closest("form, .card, .model, .panel, .title-row, section");
-    return scope ? $(".form-error", scope) : null;
+    return scope ? ($(":scope > .form-error", scope) || $(".form-error", scope)) : null;
   }
 
   function showError(element, html) {
@@ -60,6 +60,36 @@
   document.addEventListener("htmx:beforeRequest", (event) => {
     const slot = errorSlot(event.detail.elt);
     if (slot) slot.innerHTML = "";
+  });
+
+  // Focus must not fall to <body> when the element holding it is swapped out (a card after
+  // Cancel, a model row after Download): it moves to the new element's heading.
+  let focusWasIn = null;
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    const target = event.detail.target;
+    focusWasIn = target && target.contains(document.activeElement) ? target.id : null;
+    // A new generation's card may already be on the page (its event can beat this answer):
+    // drop the old copy, and fetch the card afresh after the swap (see htmx:afterSettle).
+    if (target?.id === "generations" && event.detail.xhr.status < 400) {
+      const id = /id="generation-([0-9a-f]+)"/.exec(event.detail.serverResponse)?.[1];
+      if (id) document.getElementById(`generation-${id}`)?.remove();
+    }
+  });
+
+  document.addEventListener("htmx:afterSettle", (event) => {
+    const target = event.detail.target;
+    if (target?.id === "generations") {
+      const first = $("[data-generation]", target);
+      if (first) refreshCard(first.dataset.generation, true);
+    }
+    if (document.activeElement === document.body || !document.activeElement) {
+      const swapped = focusWasIn && document.getElementById(focusWasIn);
+      const origin = event.detail.requestConfig?.elt;
+      const heading = swapped && $("[tabindex='-1']", swapped);
+      if (heading) heading.focus();
+      else if (origin?.isConnected) (origin.matches("form") ? $("[type=submit]", origin) : origin)?.focus();
+    }
+    focusWasIn = null;
   });
 
   document.addEventListener("htmx:beforeSwap", (event) => {
@@ -118,6 +148,24 @@
     }
     const quit = event.target.closest("[data-quit]");
     if (quit) quitLumiku();
+    const close = event.target.closest("[data-close-details]");
+    if (close) {
+      const details = close.closest("details");
+      details.open = false;
+      $("summary", details)?.focus();
+    }
+  });
+
+  // Opening "Rename" hides its button: the focus goes to the field instead of being lost.
+  document.addEventListener("toggle", (event) => {
+    const details = event.target;
+    if (details.matches?.("details.rename") && details.open) $("input", details)?.select();
+  }, true);
+
+  // The admin page polls; it waits while someone is reading with the keyboard inside it.
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    const live = event.detail.elt;
+    if (live.id === "admin-live" && live.contains(document.activeElement)) event.preventDefault();
   });
 
   async function quitLumiku() {
@@ -165,8 +213,10 @@
           : `Costs ${total} credits, but you have ${balance}. Lower the number of images.`;
       }
       const instant = model?.dataset.provider === "dicebear";
-      styles.hidden = !instant;
-      $$("input", styles).forEach((input) => { input.disabled = !instant; });
+      if (styles) {
+        styles.hidden = !instant;
+        $$("input", styles).forEach((input) => { input.disabled = !instant; });
+      }
       if (model) {
         const min = Number(model.dataset.min), max = Number(model.dataset.max);
         $$("option", size).forEach((option) => {
@@ -188,7 +238,7 @@
       const option = event.target.selectedOptions[0];
       if (!option?.dataset.prompt) return;
       $("#prompt", form).value = option.dataset.prompt;
-      const style = option.dataset.style && $(`input[name=style][value="${option.dataset.style}"]`, form);
+      const style = option.dataset.style && $(`input[name=style][value="${CSS.escape(option.dataset.style)}"]`, form);
       if (style) style.checked = true;
       update();
     });
@@ -265,7 +315,9 @@
 
   // ---------------------------------------------------------------- live progress
 
-  const refreshing = new Map();  // generation id -> a refresh is in flight (true) or wanted again
+  // generation id -> {again, tiles} while a refresh is in flight: events that arrive meanwhile
+  // ask for one more refresh, and for the gallery tiles if any of them asked for them
+  const refreshing = new Map();
 
   async function fetchHtml(url) {
     const response = await fetch(url, { headers: { "HX-Request": "true" } });
@@ -286,23 +338,34 @@
   }
 
   async function refreshCard(id, withTiles) {
-    if (refreshing.has(id)) { refreshing.set(id, true); return; }
-    refreshing.set(id, false);
+    const pending = refreshing.get(id);
+    if (pending) {
+      pending.again = true;
+      pending.tiles ||= withTiles;
+      return;
+    }
+    refreshing.set(id, { again: false, tiles: false });
     try {
-      const html = await fetchHtml(`/ui/generations/${id}/card`);
-      const card = document.getElementById(`generation-${id}`);
-      if (card) replaceWith(card, html);
-      else {
-        const list = $("#generations");
-        list?.insertAdjacentHTML("afterbegin", html);
-        if (list) htmx.process(list.firstElementChild);
-        $("#no-generations")?.remove();
+      const busy = document.getElementById(`generation-${id}`);
+      if (busy?.querySelector(".htmx-request")) {
+        // its Cancel or Retry is on the way: replacing the card now would drop that answer
+        busy.addEventListener("htmx:afterRequest", () => refreshCard(id, withTiles), { once: true });
+      } else {
+        const html = await fetchHtml(`/ui/generations/${id}/card`);
+        const card = document.getElementById(`generation-${id}`);  // looked up after the fetch
+        if (card) replaceWith(card, html);
+        else {
+          const list = $("#generations");
+          list?.insertAdjacentHTML("afterbegin", html);
+          if (list) htmx.process(list.firstElementChild);
+          $("#no-generations")?.remove();
+        }
+        if (withTiles) addTiles(await fetchHtml(`/ui/generations/${id}/avatars`));
       }
-      if (withTiles) addTiles(await fetchHtml(`/ui/generations/${id}/avatars`));
     } catch (_) { /* the next event or reconnect refreshes it */ }
-    const again = refreshing.get(id);
+    const { again, tiles } = refreshing.get(id);
     refreshing.delete(id);
-    if (again) refreshCard(id, withTiles);
+    if (again) refreshCard(id, tiles || withTiles);
   }
 
   async function refreshBalance() {
@@ -381,6 +444,12 @@
       if (lostAt === null) {
         lostAt = Date.now();
         bannerTimer = setTimeout(() => { $("#connection").hidden = false; }, 1500);
+      }
+      // The browser retries a dropped stream by itself, but gives up on an error answer
+      // (a proxy's 502, a restart's 503): then start a new one, a little later.
+      if (source.readyState === EventSource.CLOSED) {
+        const closed = source;
+        setTimeout(() => { if (source === closed) { source = null; startEvents(); } }, 3000);
       }
     });
   }

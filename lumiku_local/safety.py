@@ -16,6 +16,7 @@ from .config import Settings
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 LOCAL_NAMES = {"127.0.0.1", "localhost", "::1", "[::1]"}
 TOKEN_FILE = "access-token"
+TOKEN_COOKIE = "lumiku_token"
 
 
 def ensure_access_token(settings: Settings) -> str:
@@ -65,7 +66,14 @@ class SafetyMiddleware:
             return
         method = scope.get("method", "GET")
         token_ok = self.token is not None and self._has_token(scope, headers)
-        if self.token is not None and not token_ok:
+        # A browser shows the token once (?token=…); a cookie then carries it for the page's
+        # styles, scripts, links and event stream. The cookie proves who is asking, but a
+        # cookie travels with cross-site requests too, so it never excuses a change from the
+        # same-origin check that an explicit token does.
+        cookie_ok = self.token is not None and secrets.compare_digest(
+            _cookie(headers, TOKEN_COOKIE), self.token
+        )
+        if self.token is not None and not (token_ok or cookie_ok):
             await _refuse(
                 send,
                 401,
@@ -76,6 +84,8 @@ class SafetyMiddleware:
         if method not in SAFE_METHODS and not token_ok and not _same_origin(headers):
             await _refuse(send, 403, "cross_origin", "Changes must come from Lumiku's own pages.")
             return
+        if token_ok and not cookie_ok and method in SAFE_METHODS:
+            send = _with_cookie(send, f"{TOKEN_COOKIE}={self.token}")
         await self.app(scope, receive, send)
 
     def _has_token(self, scope: Scope, headers: dict[str, str]) -> bool:
@@ -87,6 +97,25 @@ class SafetyMiddleware:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         candidates += query.get("token", [])
         return any(secrets.compare_digest(c, self.token) for c in candidates if c)
+
+
+def _cookie(headers: dict[str, str], name: str) -> str:
+    for part in headers.get("cookie", "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return ""
+
+
+def _with_cookie(send: Send, cookie: str) -> Send:
+    header = f"{cookie}; Path=/; HttpOnly; SameSite=Strict".encode("latin-1")
+
+    async def sender(message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", header)]}
+        await send(message)
+
+    return sender
 
 
 def _same_origin(headers: dict[str, str]) -> bool:

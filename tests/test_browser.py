@@ -96,7 +96,7 @@ def test_first_run_shows_welcome_instant_engine_and_a_recommended_model(server, 
     # the recommendation loads after the page (finding the GPU imports torch)
     recommendation = page.get_by_text(re.compile(r"We recommend .+ GB download"))
     expect(recommendation).to_be_visible()
-    expect(page.get_by_role("link", name=re.compile(r"Get SD Turbo"))).to_be_visible()
+    expect(page.get_by_role("link", name=re.compile(r"^Get "))).to_be_visible()  # by machine
     screenshot(page, "welcome-desktop")
 
 
@@ -120,6 +120,44 @@ def test_a_project_needs_a_name(server, ui):
     page.get_by_role("button", name="Create project").click()
     expect(page.get_by_role("alert")).to_have_text("Give the project a name.")
     expect(page).to_have_url(re.compile(r"/projects$"))
+
+
+def test_rename_with_any_characters_and_upload_a_file_with_an_accented_name(server, ui, tmp_path):
+    page, _ = ui
+    project_id = new_project(server, "Draft")
+    page.goto(f"{server.url}/projects/{project_id}")
+    page.get_by_text("Rename").click()
+    field = page.get_by_label("New name")
+    expect(field).to_be_focused()
+    field.fill("Ann’s “best” 🎉")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Ann’s “best” 🎉")
+    expect(page.locator("#toasts")).to_contain_text("Renamed to “Ann’s “best” 🎉”.")
+    photo = tmp_path / "été 🎉.png"
+    photo.write_bytes(png_bytes((300, 300), "plum"))
+    page.locator("#upload-input").set_input_files(str(photo))
+    expect(page.locator("#gallery li.tile img")).to_have_attribute("alt", "été 🎉")
+    expect(page.locator("#toasts")).to_contain_text("Uploaded été 🎉.png.")
+
+
+def test_a_slow_generation_warns_after_5_minutes_and_offers_retry_after_10(servers, ui):
+    server = servers("engine.generate=delay(60)")
+    page, _ = ui
+    project_id = new_project(server)
+    page.clock.install()
+    page.goto(f"{server.url}/projects/{project_id}")
+    generation_id = generate_from_form(page, "a very slow portrait", 1)
+    this = card(page, generation_id)
+    expect(this).to_have_attribute("data-status", "processing")
+    warning = this.get_by_text("This is taking longer than usual")
+    retry = this.get_by_role("button", name="Retry")
+    expect(warning).to_be_hidden()
+    page.clock.fast_forward("05:05")
+    expect(warning).to_be_visible()
+    expect(retry).to_be_hidden()
+    page.clock.fast_forward("05:00")
+    expect(retry).to_be_visible()
+    expect(this.get_by_role("button", name="Cancel")).to_be_visible()
 
 
 def test_upload_shows_thumbnail_and_refuses_bad_files_inline(server, ui, tmp_path):
@@ -212,6 +250,7 @@ def test_cancel_a_slow_generation_refunds_it(servers, ui):
     expect(this).to_have_attribute("data-status", "processing")
     expect(page.locator("#balance")).to_contain_text("997")
     this.get_by_role("button", name="Cancel").click()
+    expect(page.locator("#toasts")).to_contain_text("Canceled. 3 credits refunded.")
     expect(this).to_have_attribute("data-status", "canceled")
     expect(this).to_contain_text("3 credits refunded")
     expect(page.locator("#balance")).to_contain_text("1000")
@@ -388,7 +427,7 @@ def test_models_page_downloads_with_live_progress_cancels_and_deletes(servers, u
     page, _ = ui
     with HubServer() as hub:
         hub.add_repo("lumiku-test/tiny-download", tiny_model_files())
-        hub.bytes_per_second = 1_000_000  # about 6 s for the tiny model: time to watch it
+        hub.bytes_per_second = 400_000  # about 14 s for the tiny model: time to watch it
         home = tmp_path / "home"
         server = Server(
             home,
@@ -409,7 +448,6 @@ def test_models_page_downloads_with_live_progress_cancels_and_deletes(servers, u
             row.get_by_role("button", name="Download").click()
             bar = row.get_by_role("progressbar")
             wait_for(lambda: float(bar.get_attribute("aria-valuenow") or 0) >= 10, timeout=20)
-            screenshot(page, "models-downloading-desktop")
             row.get_by_role("button", name="Cancel download").click()
             expect(row).to_contain_text("downloaded earlier; downloading again resumes")
             expect(page.locator("#toasts")).to_contain_text("Download canceled")

@@ -60,3 +60,27 @@ def test_generated_token_is_stored_in_the_data_dir(settings):
         assert (
             client.get("/api/me", headers={"authorization": f"Bearer {token}"}).status_code == 200
         )
+
+
+def test_a_browser_keeps_the_token_in_a_cookie_that_never_excuses_a_cross_site_change(settings):
+    shared = settings.with_changes(host="0.0.0.0", access_token="s3cret-token")
+    with Client(app=create_app(shared), base_url="http://192.0.2.10:8765") as client:
+        page = client.get("/projects?token=s3cret-token", headers={"accept": "text/html"})
+        assert page.status_code == 200
+        cookie = page.headers["set-cookie"]
+        assert cookie.startswith("lumiku_token=s3cret-token;")
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        # the page's assets and event stream carry the cookie, not the query
+        assert client.get("/assets/app.css").status_code == 200
+        assert client.get("/api/me").status_code == 200
+        same_site = client.post(
+            "/ui/projects", data={"name": "ok"}, headers={"sec-fetch-site": "same-origin"}
+        )
+        assert same_site.status_code == 200
+        cross_site = client.post(
+            f"{API}/projects", json={"name": "x"}, headers={"sec-fetch-site": "cross-site"}
+        )
+        assert cross_site.status_code == 403
+        client.cookies.clear()
+        client.cookies.set("lumiku_token", "wrong")
+        assert client.get("/api/me").status_code == 401

@@ -7,6 +7,7 @@ router's exception handlers (see web/__init__.py) into the form's own error slot
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -15,7 +16,8 @@ from litestar import post
 from litestar.datastructures import State, UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, MultipartBody
-from litestar.plugins.htmx import ClientRedirect, HTMXTemplate
+from litestar.plugins.htmx import ClientRedirect
+from litestar.response import Template
 
 from .. import avatars, generations, hf_token, projects
 from ..api import blocking, shapes
@@ -28,12 +30,15 @@ Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED
 INT_LIMIT = 2**31 - 1
 
 
-def _toast(message: str, kind: str = "success") -> dict[str, Any]:
-    return {
-        "trigger_event": "lumiku:toast",
-        "params": {"message": message, "kind": kind},
-        "after": "receive",
-    }
+def _toast(message: str, kind: str = "success") -> dict[str, str]:
+    """The HX-Trigger header that shows a toast. JSON with \\u escapes: header values are
+    latin-1, and names and messages are not (curly quotes, emoji, U+202F in file names)."""
+    event = {"lumiku:toast": {"message": message, "kind": kind}}
+    return {"HX-Trigger": json.dumps(event, ensure_ascii=True)}
+
+
+def fragment(name: str, context: dict[str, Any], headers: dict[str, str]) -> Template:
+    return Template(template_name=name, context=context, headers=headers)
 
 
 def _number(form: dict[str, str], name: str, label: str) -> int | None:
@@ -66,12 +71,12 @@ def create_project(state: State, data: Form) -> ClientRedirect:
 
 @post("/ui/projects/{project_id:str}/rename", include_in_schema=False, status_code=200)
 @blocking
-def rename_project(project_id: FromPath[str], data: Form) -> HTMXTemplate:
+def rename_project(project_id: FromPath[str], data: Form) -> Template:
     project = projects.update(project_id, data.get("name", ""), None)
-    return HTMXTemplate(
-        template_name="_project_title.html",
-        context={"project": shapes.project(project)},
-        **_toast(f"Renamed to “{project.name}”."),
+    return fragment(
+        "_project_title.html",
+        {"project": shapes.project(project)},
+        _toast(f"Renamed to “{project.name}”."),
     )
 
 
@@ -90,7 +95,7 @@ class UploadForm:
 @post("/ui/projects/{project_id:str}/upload", include_in_schema=False, status_code=200)
 async def upload(
     state: State, project_id: FromPath[str], data: MultipartBody[UploadForm]
-) -> HTMXTemplate:
+) -> Template:
     filename = data.file.filename or "photo"
     if any(mark in filename for mark in ("/", "\\", "\x00")):
         raise InvalidInput("The file name must be a plain name, not a path.", code="bad_filename")
@@ -99,10 +104,8 @@ async def upload(
     avatar = await anyio.to_thread.run_sync(
         avatars.upload, state.runtime, project_id, content, name
     )
-    return HTMXTemplate(
-        template_name="_tiles.html",
-        context={"avatars": [shapes.avatar(avatar)]},
-        **_toast(f"Uploaded {filename}."),
+    return fragment(
+        "_tiles.html", {"avatars": [shapes.avatar(avatar)]}, _toast(f"Uploaded {filename}.")
     )
 
 
@@ -111,7 +114,7 @@ async def upload(
 
 @post("/ui/projects/{project_id:str}/generate", include_in_schema=False, status_code=200)
 @blocking
-def generate(state: State, project_id: FromPath[str], data: Form) -> HTMXTemplate:
+def generate(state: State, project_id: FromPath[str], data: Form) -> Template:
     size = _number(data, "size", "Size")
     model_key = data.get("model") or None
     model = AIModel.get_or_none(AIModel.key == model_key) if model_key else None
@@ -120,7 +123,7 @@ def generate(state: State, project_id: FromPath[str], data: Form) -> HTMXTemplat
         prompt=data.get("prompt", ""),
         model_key=model_key,
         style=(data.get("style") or None) if takes_style else None,
-        count=_number(data, "count", "Count") or 1,
+        count=1 if (count := _number(data, "count", "Images")) is None else count,
         seed=_number(data, "seed", "Seed"),
         width=size,
         height=size,
@@ -135,31 +138,30 @@ def generate(state: State, project_id: FromPath[str], data: Form) -> HTMXTemplat
     )
 
 
-def _new_card(generation: AvatarGeneration, balance: int, message: str) -> HTMXTemplate:
-    return HTMXTemplate(
-        template_name="_generation_oob.html",
-        context={"generation": shapes.generation(generation), "balance": balance},
-        re_target="#generations",
-        re_swap="afterbegin",
-        **_toast(message),
+def _new_card(generation: AvatarGeneration, balance: int, message: str) -> Template:
+    headers = {**_toast(message), "HX-Retarget": "#generations", "HX-Reswap": "afterbegin"}
+    return fragment(
+        "_generation_oob.html",
+        {"generation": shapes.generation(generation), "balance": balance},
+        headers,
     )
 
 
 @post("/ui/generations/{generation_id:str}/cancel", include_in_schema=False, status_code=200)
 @blocking
-def cancel(state: State, generation_id: FromPath[str]) -> HTMXTemplate:
+def cancel(state: State, generation_id: FromPath[str]) -> Template:
     generation = shapes.generation(generations.cancel(state.runtime, generation_id))
     refunded = generation["creditRefunded"]
-    return HTMXTemplate(
-        template_name="_generation_oob.html",
-        context={"generation": generation, "balance": _balance(state)},
-        **_toast(f"Canceled. {refunded} credits refunded." if refunded else "Canceled."),
+    return fragment(
+        "_generation_oob.html",
+        {"generation": generation, "balance": _balance(state)},
+        _toast(f"Canceled. {refunded} credits refunded." if refunded else "Canceled."),
     )
 
 
 @post("/ui/generations/{generation_id:str}/retry", include_in_schema=False, status_code=200)
 @blocking
-def retry(state: State, generation_id: FromPath[str]) -> HTMXTemplate:
+def retry(state: State, generation_id: FromPath[str]) -> Template:
     """Retry a finished generation; one still running after 10 minutes is canceled first."""
     original = generations.get_generation(generation_id)
     if original.status in ("pending", "processing"):
@@ -201,59 +203,58 @@ def delete_avatar(state: State, avatar_id: FromPath[str]) -> ClientRedirect:
 # ---------------------------------------------------------------- models and token
 
 
-def _model_fragment(state: State, key: str, message: str, kind: str = "success") -> HTMXTemplate:
+def _model_fragment(state: State, key: str, message: str, kind: str = "success") -> Template:
     model = AIModel.get_by_id(key)
-    return HTMXTemplate(
-        template_name="_model.html",
-        context={"model": shapes.ai_model(model, state.downloads)},
-        **_toast(message, kind),
+    return fragment(
+        "_model.html", {"model": shapes.ai_model(model, state.downloads)}, _toast(message, kind)
     )
 
 
 @post("/ui/models/{key:str}/download", include_in_schema=False, status_code=200)
 @blocking
-def download_model(state: State, key: FromPath[str]) -> HTMXTemplate:
+def download_model(state: State, key: FromPath[str]) -> Template:
     state.downloads.start(key)
     return _model_fragment(state, key, "Download started. You can keep working meanwhile.")
 
 
 @post("/ui/models/{key:str}/cancel", include_in_schema=False, status_code=200)
 @blocking
-def cancel_download(state: State, key: FromPath[str]) -> HTMXTemplate:
+def cancel_download(state: State, key: FromPath[str]) -> Template:
     state.downloads.cancel(key)
     return _model_fragment(state, key, "Download canceled. It resumes where it stopped.")
 
 
 @post("/ui/models/{key:str}/delete", include_in_schema=False, status_code=200)
 @blocking
-def delete_model(state: State, key: FromPath[str]) -> HTMXTemplate:
+def delete_model(state: State, key: FromPath[str]) -> Template:
     freed = state.downloads.remove_files(key)
-    return _model_fragment(state, key, f"Deleted the model files ({freed / 1e9:.1f} GB freed).")
+    message = (
+        f"Deleted the model files ({freed / 1e9:.1f} GB freed)."
+        if freed
+        else ("There were no downloaded files to delete.")
+    )
+    return _model_fragment(state, key, message)
 
 
 @post("/ui/settings/hf-token", include_in_schema=False, status_code=200)
 @blocking
-def save_token(state: State, data: Form) -> HTMXTemplate:
+def save_token(state: State, data: Form) -> Template:
     token = (data.get("token") or "").strip()
     if not token:
         raise InvalidInput("Paste your Hugging Face access token (it starts with hf_).")
     hf_token.save(token, endpoint=state.runtime.settings.hf_endpoint or None)
-    return HTMXTemplate(
-        template_name="_token.html",
-        context={"token": hf_token.status()},
-        **_toast("Token saved. Gated models can now be downloaded."),
+    return fragment(
+        "_token.html",
+        {"token": hf_token.status()},
+        _toast("Token saved. Gated models can now be downloaded."),
     )
 
 
 @post("/ui/settings/hf-token/delete", include_in_schema=False, status_code=200)
 @blocking
-def remove_token() -> HTMXTemplate:
+def remove_token() -> Template:
     hf_token.remove()
-    return HTMXTemplate(
-        template_name="_token.html",
-        context={"token": hf_token.status()},
-        **_toast("Token removed."),
-    )
+    return fragment("_token.html", {"token": hf_token.status()}, _toast("Token removed."))
 
 
 routes = [

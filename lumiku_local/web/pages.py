@@ -29,7 +29,6 @@ from ..models import (
 
 RECENT_GENERATIONS = 20
 LEDGER_PAGE = 50
-_hardware: dict[str, Any] = {}  # torch's device facts never change while the process runs
 
 
 def _page(state: State, name: str, nav: str = "", **context: Any) -> Template:
@@ -67,9 +66,9 @@ def _welcome(state: State) -> Template:
 def recommendation(state: State) -> Template:
     """Loaded after the welcome page: finding the GPU imports torch, which takes a second."""
     settings = state.runtime.settings
-    if not _hardware:
-        _hardware.update(hardware.report(settings.device, settings.hf_cache))
-    facts = {**_hardware}
+    facts = state.get("hardware")  # the device facts do not change while the app runs
+    if facts is None:
+        facts = state.hardware = hardware.report(settings.device, settings.hf_cache)
     models = list(AIModel.select().order_by(AIModel.sort_order))
     model, reason = hardware.recommend_model(facts, models)
     shaped = shapes.ai_model(model, state.downloads) if model else None
@@ -149,7 +148,7 @@ def project_page(state: State, project_id: FromPath[str]) -> Template:
         ],
         max_count=generations.MAX_COUNT,
         sizes=(256, 384, 512, 768, 1024),
-        limits=state.runtime.settings,
+        max_upload_bytes=state.runtime.settings.max_upload_bytes,
     )
 
 
@@ -222,6 +221,8 @@ def credits_page(state: State, page: FromQuery[int] = 1) -> Template:
     page_number = max(1, min(page, 1_000_000))
     query = CreditLedger.select().where(CreditLedger.user == state.runtime.user_id)
     total = query.count()
+    pages = max(1, -(-total // LEDGER_PAGE))
+    page_number = min(page_number, pages)
     entries = list(query.order_by(CreditLedger.id.desc()).paginate(page_number, LEDGER_PAGE))
     generation_ids = {entry.generation_id for entry in entries if entry.generation_id}
     project_of = dict(
@@ -238,7 +239,7 @@ def credits_page(state: State, page: FromQuery[int] = 1) -> Template:
             for e in entries
         ],
         page_number=page_number,
-        pages=max(1, -(-total // LEDGER_PAGE)),
+        pages=pages,
         total=total,
     )
 

@@ -10,7 +10,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from .. import __version__
 
@@ -21,7 +21,7 @@ RETRY_AFTER = dt.timedelta(minutes=10)
 
 def icon(name: str, label: str | None = None) -> Markup:
     """An icon from the vendored sprite; decorative unless it is given a label."""
-    aria = f'role="img" aria-label="{label}"' if label else 'aria-hidden="true"'
+    aria = f'role="img" aria-label="{escape(label)}"' if label else 'aria-hidden="true"'
     return Markup(
         f'<svg class="icon" {aria} focusable="false">'
         f'<use href="/assets/icons.svg?v={__version__}#i-{name}"></use></svg>'

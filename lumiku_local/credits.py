@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from peewee import fn
+
 from .errors import InsufficientCredits
 from .models import AvatarGeneration, CreditLedger, User
 
@@ -39,6 +41,16 @@ def debit(user_id: int, generation: AvatarGeneration, amount: int, description: 
             "Lower the image count or pick a cheaper model."
         )
     return _append(user_id, "debit", -amount, description, generation).balance_after
+
+
+def total_refunded() -> int:
+    """Every credit given back so far (the admin views)."""
+    total = (
+        CreditLedger.select(fn.COALESCE(fn.SUM(CreditLedger.amount), 0))
+        .where(CreditLedger.kind == "refund")
+        .scalar()
+    )
+    return int(total or 0)
 
 
 def refund(generation: AvatarGeneration, amount: int, description: str) -> bool:

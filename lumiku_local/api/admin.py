@@ -9,12 +9,12 @@ import msgspec
 from litestar import get, patch, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
-from peewee import fn
 
+from .. import credits
 from ..db import iso, utcnow
 from ..errors import Conflict, InvalidInput, NotFound
 from ..generations import counts_by_status
-from ..models import AIModel, AvatarGeneration, CreditLedger
+from ..models import AIModel, AvatarGeneration
 from . import blocking, shapes
 
 
@@ -36,11 +36,6 @@ def queue(state: State) -> dict[str, Any]:
         .order_by(finished.desc())
         .limit(20)
     )
-    refunded = (
-        CreditLedger.select(fn.COALESCE(fn.SUM(CreditLedger.amount), 0))
-        .where(CreditLedger.kind == "refund")
-        .scalar()
-    )
     return {
         "pending": counts.get("pending", 0),
         "processing": counts.get("processing", 0),
@@ -53,7 +48,7 @@ def queue(state: State) -> dict[str, Any]:
         .where((AvatarGeneration.status == "failed") & (finished >= now - dt.timedelta(days=7)))
         .count(),
         "canceled": counts.get("canceled", 0),
-        "creditsRefunded": int(refunded or 0),
+        "creditsRefunded": credits.total_refunded(),
         "queuedTasks": state.job_queue.queue_length(),
         "lastReconciledAt": iso(
             dt.datetime.fromtimestamp(state.job_queue.reconciled_at, dt.UTC).replace(tzinfo=None)

@@ -10,6 +10,7 @@ from litestar.datastructures import State
 
 from ..generations import counts_by_status, is_installed
 from ..models import AIModel
+from ..queue import WorkerHealth
 from . import blocking
 
 
@@ -32,12 +33,17 @@ def health(state: State) -> Response[dict[str, Any]]:
     return Response({"status": "ok"}, status_code=200)
 
 
+def last_heartbeat(state: State, worker: WorkerHealth) -> dt.datetime | None:
+    """The latest sign of life: the consumer's own beat or a worker's during a job (UTC)."""
+    beats = [b for b in (worker.last_heartbeat, state.runtime.last_heartbeat) if b]
+    return dt.datetime.fromtimestamp(max(beats), dt.UTC) if beats else None
+
+
 @get("/api/health/workers", tags=["health"])
 @blocking
 def workers(state: State) -> dict[str, Any]:
     worker = state.job_queue.health()
-    beats = [b for b in (worker.last_heartbeat, state.runtime.last_heartbeat) if b]
-    last = dt.datetime.fromtimestamp(max(beats), dt.UTC) if beats else None
+    last = last_heartbeat(state, worker)
     counts = counts_by_status()
     return {
         "avatar-generator": {

@@ -12,8 +12,9 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 from peewee import fn
 
-from .. import avatars, catalog, generations, hardware, projects
+from .. import avatars, catalog, credits, generations, hardware, projects
 from ..api import blocking, shapes
+from ..api.health import last_heartbeat
 from ..db import utcnow
 from ..errors import NotFound
 from ..generations import counts_by_status
@@ -247,7 +248,7 @@ def credits_page(state: State, page: FromQuery[int] = 1) -> Template:
 def admin_status(state: State) -> dict[str, Any]:
     """Everything the admin page shows, read fresh (the page polls it)."""
     worker = state.job_queue.health()
-    beats = [b for b in (worker.last_heartbeat, state.runtime.last_heartbeat) if b]
+    last_beat = last_heartbeat(state, worker)
     now = utcnow()
     failures = (
         AvatarGeneration.select()
@@ -261,12 +262,6 @@ def admin_status(state: State) -> dict[str, Any]:
         .order_by(CreditLedger.id.desc())
         .limit(10)
     )
-    refunded_total = (
-        CreditLedger.select(fn.COALESCE(fn.SUM(CreditLedger.amount), 0))
-        .where(CreditLedger.kind == "refund")
-        .scalar()
-    )
-    last_beat = dt.datetime.fromtimestamp(max(beats), dt.UTC) if beats else None
     return {
         "worker": worker,
         "last_beat": last_beat,
@@ -281,7 +276,7 @@ def admin_status(state: State) -> dict[str, Any]:
         .count(),
         "failures": [shapes.generation(row, with_avatars=False) for row in failures],
         "refunds": [shapes.ledger_entry(row) for row in refunds],
-        "refunded_total": int(refunded_total or 0),
+        "refunded_total": credits.total_refunded(),
     }
 
 

@@ -77,6 +77,12 @@ def generate_from_form(page: Page, prompt: str, count: int) -> str:
     return page.locator("[data-generation]").first.get_attribute("data-generation")
 
 
+def generate_in_new_project(page: Page, server: Server, prompt: str, count: int):
+    """Open a new project's page and submit a generation; return its card."""
+    page.goto(f"{server.url}/projects/{new_project(server)}")
+    return card(page, generate_from_form(page, prompt, count))
+
+
 def nav(page: Page, name: str):
     return page.get_by_role("navigation", name="Main").get_by_role("link", name=name)
 
@@ -243,10 +249,7 @@ def test_avatar_detail_downloads_png_copies_seed_and_makes_more(server, ui, brow
 def test_cancel_a_slow_generation_refunds_it(servers, ui):
     server = servers("engine.generate=delay(60)")
     page, _ = ui
-    project_id = new_project(server)
-    page.goto(f"{server.url}/projects/{project_id}")
-    generation_id = generate_from_form(page, "a slow portrait", 3)
-    this = card(page, generation_id)
+    this = generate_in_new_project(page, server, "a slow portrait", 3)
     expect(this).to_have_attribute("data-status", "processing")
     expect(page.locator("#balance")).to_contain_text("997")
     this.get_by_role("button", name="Cancel").click()
@@ -260,10 +263,7 @@ def test_cancel_a_slow_generation_refunds_it(servers, ui):
 def test_a_failing_generation_shows_its_message_and_refund(servers, ui):
     server = servers("engine.generate=error")
     page, _ = ui
-    project_id = new_project(server)
-    page.goto(f"{server.url}/projects/{project_id}")
-    generation_id = generate_from_form(page, "an unlucky portrait", 2)
-    this = card(page, generation_id)
+    this = generate_in_new_project(page, server, "an unlucky portrait", 2)
     expect(this).to_have_attribute("data-status", "failed")
     alert = this.get_by_role("alert")
     expect(alert).to_contain_text("failpoint engine.generate")

@@ -13,7 +13,6 @@ from typing import Any
 from litestar import Litestar, MediaType, Request, Response
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
@@ -34,7 +33,7 @@ from .events import EventBus
 from .models import Avatar, User
 from .queue import JobQueue
 from .runtime import Runtime
-from .safety import SafetyMiddleware, ensure_access_token
+from .safety import ensure_access_token, guard
 
 log = logging.getLogger("lumiku")
 WARM_UP_DELAY = 1.5  # seconds after start-up
@@ -203,13 +202,12 @@ def create_app(settings: Settings) -> Litestar:
     )
     for module in api_modules:
         route_handlers += module.routes
-    return Litestar(
+    app = Litestar(
         route_handlers=route_handlers,
         lifespan=[lifespan],
         state=State(
             {"runtime": runtime, "job_queue": job_queue, "event_bus": bus, "downloads": downloads}
         ),
-        middleware=[DefineMiddleware(SafetyMiddleware, settings=settings, token=token)],
         exception_handlers={
             LumikuError: _lumiku_error,
             HTTPException: _http_error,
@@ -223,6 +221,7 @@ def create_app(settings: Settings) -> Litestar:
         debug=False,
         logging_config=None,
     )
+    return guard(app, settings, token)  # before routing: no 404 or 405 reaches a stranger
 
 
 __all__ = ["create_app", "assets_dir"]

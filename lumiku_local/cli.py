@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -163,12 +164,51 @@ def _url(settings: Settings, port: int) -> str:
     return f"http://{host}:{port}"
 
 
-def _health_status(url: str, timeout: float = 0.5) -> str | None:
+@dataclass(frozen=True)
+class RunningServer:
+    """Where a started Lumiku answers; server.json keeps it for a second launch."""
+
+    url: str  # what this computer probes, e.g. http://127.0.0.1:8765
+    address: str  # what a person opens: the network address, with the token when shared
+    token: str | None = None  # shared beyond loopback, every request needs it
+
+    @property
+    def page(self) -> str:
+        """The page the launcher opens on this computer: logged in at once when shared."""
+        return f"{self.url}/?token={self.token}" if self.token else self.url
+
+
+def _running_server(settings: Settings, port: int, token: str | None) -> RunningServer:
+    url = _url(settings, port)
+    if token is None:
+        return RunningServer(url, url)
+    host = settings.host
+    if host in ("0.0.0.0", "::"):
+        host = _network_host(socket.AF_INET6 if host == "::" else socket.AF_INET)
+    host = f"[{host}]" if ":" in host else host
+    return RunningServer(url, f"http://{host}:{port}/?token={token}", token)
+
+
+def _network_host(family: socket.AddressFamily) -> str:
+    """This computer's address on the network other devices share with it, else its name."""
+    with contextlib.suppress(OSError), socket.socket(family, socket.SOCK_DGRAM) as probe:
+        # a UDP connect only picks the outgoing route: no packet is sent
+        probe.connect(("10.255.255.255", 1) if family == socket.AF_INET else ("fd00::1", 1))
+        address = probe.getsockname()[0]
+        if not address.startswith(("127.", "0.")) and address not in ("::1", "::"):
+            return address
+    return socket.gethostname()
+
+
+def _health_status(url: str, timeout: float = 0.5, token: str | None = None) -> str | None:
     import urllib.error
     import urllib.request
 
+    # shared beyond loopback, /health too needs the token, from this computer as from any other
+    headers = {"x-lumiku-token": token} if token else {}
     try:
-        with urllib.request.urlopen(f"{url}/health", timeout=timeout) as response:
+        request = urllib.request.Request(f"{url}/health", headers=headers)
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read()).get("status")
     except urllib.error.HTTPError as exc:  # 503 degraded still means it is Lumiku
         with contextlib.suppress(Exception):
@@ -178,30 +218,32 @@ def _health_status(url: str, timeout: float = 0.5) -> str | None:
         return None
 
 
-def _announce_when_ready(server: Any, url: str, open_browser: bool, token: str | None) -> None:
+def _announce_when_ready(server: Any, running: RunningServer, open_browser: bool) -> None:
     """Once the server has started and /health answers, print the address and open the browser."""
     deadline = time.monotonic() + 120
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.01)  # a flag, not a request: the server starts undisturbed
     if not server.started:
         return
-    if _health_status(url, timeout=10) is None:
-        print(f"lumiku: the server started but {url}/health does not answer", file=sys.stderr)
+    if _health_status(running.url, timeout=10, token=running.token) is None:
+        print(
+            f"lumiku: the server started but {running.url}/health does not answer",
+            file=sys.stderr,
+        )
         return
     import webbrowser
 
-    address = f"{url}/?token={token}" if token else url
-    print(f"Lumiku is running at {address}  (press Ctrl+C to stop)", flush=True)
+    print(f"Lumiku is running at {running.address}  (press Ctrl+C to stop)", flush=True)
     if open_browser:
-        webbrowser.open(address)
+        webbrowser.open(running.page)
 
 
-def _open_running(url: str, settings: Settings) -> int:
+def _open_running(running: RunningServer, settings: Settings) -> int:
     import webbrowser
 
-    print(f"Lumiku is already running at {url}", flush=True)
+    print(f"Lumiku is already running at {running.address}", flush=True)
     if settings.open_browser:
-        webbrowser.open(url)
+        webbrowser.open(running.page)
     return 0
 
 
@@ -219,9 +261,10 @@ def serve(settings: Settings) -> int:
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        url = _running_url(settings)
-        if url and _health_status(url) is not None:
-            return _open_running(url, settings)
+        running = _running(settings)
+        # a Lumiku holds the folder: give it time to answer even on a busy machine
+        if running and _health_status(running.url, timeout=5, token=running.token) is not None:
+            return _open_running(running, settings)
         return _fail(
             f"another Lumiku is using the data folder {settings.home}. "
             "Close it first, or choose another folder with --home."
@@ -233,10 +276,25 @@ def serve(settings: Settings) -> int:
         lock.release()
 
 
-def _running_url(settings: Settings) -> str | None:
-    with contextlib.suppress(OSError, ValueError):
-        return json.loads((settings.home / SERVER_FILE).read_text(encoding="utf-8"))["url"]
+def _running(settings: Settings) -> RunningServer | None:
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        record = json.loads((settings.home / SERVER_FILE).read_text(encoding="utf-8"))
+        return RunningServer(
+            record["url"], record.get("address", record["url"]), record.get("token")
+        )
     return None
+
+
+def _record_running(settings: Settings, running: RunningServer) -> None:
+    """Write server.json whole (a second launch never reads half of it), private: it holds the
+    token when shared."""
+    record = {**asdict(running), "pid": os.getpid()}
+    path = settings.home / SERVER_FILE
+    partial = path.with_suffix(".tmp")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(record, out)
+    os.replace(partial, path)
 
 
 def _serve_locked(settings: Settings) -> int:
@@ -246,12 +304,13 @@ def _serve_locked(settings: Settings) -> int:
     from .safety import ensure_access_token
 
     _setup_logging(settings)
+    token = None if settings.is_loopback else ensure_access_token(settings)
     try:
         sock = _bind(settings)
     except OSError as exc:
-        url = _url(settings, settings.port)
-        if _health_status(url) is not None:
-            return _open_running(url, settings)
+        other = _running_server(settings, settings.port, token)
+        if _health_status(other.url, token=token) is not None:
+            return _open_running(other, settings)
         try:  # another program has the port: a desktop app just takes a free one
             sock = _bind(settings.with_changes(port=0))
         except OSError:
@@ -265,14 +324,10 @@ def _serve_locked(settings: Settings) -> int:
             flush=True,
         )
     port = sock.getsockname()[1]
-    token = None
-    if not settings.is_loopback:
-        token = ensure_access_token(settings)
+    if token:
         print(f"Sharing on {settings.host}: anyone opening Lumiku needs the token in the URL.")
-    url = _url(settings, port)
-    (settings.home / SERVER_FILE).write_text(
-        json.dumps({"url": url, "pid": os.getpid()}), encoding="utf-8"
-    )
+    running = _running_server(settings, port, token)
+    _record_running(settings, running)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -301,9 +356,9 @@ def _serve_locked(settings: Settings) -> int:
     server = Server(config)
     app.state.request_shutdown = server.stop  # POST /api/admin/shutdown
     threading.Thread(
-        target=_announce_when_ready, args=(server, url, settings.open_browser, token), daemon=True
+        target=_announce_when_ready, args=(server, running, settings.open_browser), daemon=True
     ).start()
-    tray = _start_tray(settings, url, server.stop) if settings.tray else None
+    tray = _start_tray(settings, running, server.stop) if settings.tray else None
     if tray is not None and tray.needs_main_thread:  # macOS: AppKit's loop owns the main thread
         serving = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="lumiku-server"
@@ -324,16 +379,16 @@ def _serve_locked(settings: Settings) -> int:
     return 0
 
 
-def _start_tray(settings: Settings, url: str, quit_app: Any) -> Any:
+def _start_tray(settings: Settings, running: RunningServer, quit_app: Any) -> Any:
     """The tray icon where there is one (Windows, macOS with pystray); None elsewhere."""
     from .tray import make_tray
 
     def open_page() -> None:
         import webbrowser
 
-        webbrowser.open(url)
+        webbrowser.open(running.page)
 
-    return make_tray(url, open_page, quit_app, interactive=_isatty())
+    return make_tray(running.url, open_page, quit_app, interactive=_isatty())
 
 
 def _isatty() -> bool:

@@ -1,5 +1,11 @@
 """Localhost safety (DESIGN §6): Host check against DNS rebinding, same-origin writes, a token
-when bound beyond loopback."""
+when bound beyond loopback.
+
+The checks stand in front of routing (`guard`), so that a stranger gets the same refusal for a
+route, an unknown path and a wrong method alike: a 404 or 405 would tell which routes exist.
+Shared beyond loopback, every request needs the token, from this computer too (a page on a
+rebinding domain reaches 127.0.0.1 with any Host header): nothing is public, not even /health.
+A person logs in by opening any page with `?token=…`, which also sets the cookie."""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from litestar import Litestar
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from .config import Settings
@@ -32,6 +39,13 @@ def ensure_access_token(settings: Settings) -> str:
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(token)
     return token
+
+
+def guard(app: Litestar, settings: Settings, token: str | None) -> Litestar:
+    """Put the safety checks in front of `app`'s router (Litestar's own middleware runs only
+    once a route has matched, after any 404 or 405)."""
+    app.asgi_handler = SafetyMiddleware(app.asgi_handler, settings, token)
+    return app
 
 
 def _hostname(value: str) -> str:
@@ -58,6 +72,7 @@ class SafetyMiddleware:
         host = _hostname(headers.get("host", ""))
         if not self.any_host and host not in self.allowed_hosts:
             await _refuse(
+                scope,
                 send,
                 421,
                 "bad_host",
@@ -75,6 +90,7 @@ class SafetyMiddleware:
         )
         if self.token is not None and not (token_ok or cookie_ok):
             await _refuse(
+                scope,
                 send,
                 401,
                 "token_required",
@@ -82,7 +98,9 @@ class SafetyMiddleware:
             )
             return
         if method not in SAFE_METHODS and not token_ok and not _same_origin(headers):
-            await _refuse(send, 403, "cross_origin", "Changes must come from Lumiku's own pages.")
+            await _refuse(
+                scope, send, 403, "cross_origin", "Changes must come from Lumiku's own pages."
+            )
             return
         if token_ok and not cookie_ok and method in SAFE_METHODS:
             send = _with_cookie(send, f"{TOKEN_COOKIE}={self.token}")
@@ -128,7 +146,10 @@ def _same_origin(headers: dict[str, str]) -> bool:
     return True  # not a browser (curl, scripts): browsers always send one of the two
 
 
-async def _refuse(send: Send, status: int, code: str, message: str) -> None:
+async def _refuse(scope: Scope, send: Send, status: int, code: str, message: str) -> None:
+    if scope["type"] == "websocket":  # before the handshake: a close is its refusal
+        await send({"type": "websocket.close", "code": 1008, "reason": code})
+        return
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
     await send(
         {

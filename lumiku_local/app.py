@@ -12,15 +12,16 @@ from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
 from . import __version__, catalog, failpoints, generations, migrations, storage, web
-from .api import admin, avatars, credits, events, health, models, projects
+from .api import admin, avatars, credits, events, health, models, projects, strict_input
 from .api import generations as generation_routes
 from .api import settings as settings_routes
+from .api.methods import RouterWithOptions, with_options
 from .config import Settings
 from .db import connection, open_database
 from .downloads import DownloadManager
@@ -30,6 +31,7 @@ from .engines.dicebear import DiceBearEngine
 from .engines.diffusers import DiffusersEngine
 from .errors import LumikuError
 from .events import EventBus
+from .machine_failures import FailureMemory, noticed
 from .models import Avatar, User
 from .queue import JobQueue
 from .runtime import Runtime
@@ -48,9 +50,11 @@ def assets_dir() -> Path:
     raise FileNotFoundError("Lumiku's assets folder is missing; reinstall Lumiku.")
 
 
-def _error(status: int, code: str, message: str, **extra: Any) -> Response[dict[str, Any]]:
-    body: dict[str, Any] = {"error": {"code": code, "message": message, **extra}}
-    return Response(body, status_code=status, media_type=MediaType.JSON)
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {"error": {"code": code, "message": message}}
+    return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
 
 
 def _lumiku_error(_: Request, exc: LumikuError) -> Response[dict[str, Any]]:
@@ -64,14 +68,20 @@ HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
 }
 
 
 def _http_error(request: Request, exc: HTTPException) -> Response[Any]:
     status = exc.status_code
+    headers = {name.title(): value for name, value in (exc.headers or {}).items()}
+    if allow := headers.get("Allow"):  # a 405's: the methods this address takes
+        headers["Allow"] = ", ".join(sorted(method.strip() for method in allow.split(",")))
     if status in (404, 405) and web.wants_html(request):  # a person typed or followed a link
-        return web.html_error(request, status, "There is nothing at this address.")
+        return web.html_error(request, status, "There is nothing at this address.", headers)
+    if isinstance(exc, ValidationException):  # before the 400s: it is one, and names the field
+        return _error(400, "invalid_input", strict_input.describe(exc, request))
     message = exc.detail
     if status == 404 and message in ("Not Found", ""):
         message = "There is nothing at this address."
@@ -83,15 +93,9 @@ def _http_error(request: Request, exc: HTTPException) -> Response[Any]:
         return _error(400, "invalid_input", message)
     if status == 413:
         message = "The request is too large. Images may be up to the configured upload limit."
-    if isinstance(exc, ValidationException):
-        problems = [
-            f"{item.get('key', 'body')}: {item.get('message')}"
-            for item in (exc.extra or [])
-            if isinstance(item, dict)
-        ]
-        message = "The request is not valid" + (": " + "; ".join(problems) if problems else ".")
-        return _error(400, "invalid_input", message)
-    return _error(status, HTTP_CODES.get(status, "http_error"), message)
+    if status == 405 and (allow := headers.get("Allow")):
+        message = f"This address does not take {request.method}; it takes {allow}."
+    return _error(status, HTTP_CODES.get(status, "http_error"), message, headers)
 
 
 def _undecodable(_: Request, exc: Exception) -> Response[dict[str, Any]]:
@@ -102,7 +106,9 @@ def _undecodable(_: Request, exc: Exception) -> Response[dict[str, Any]]:
     return _error(400, "invalid_input", message)
 
 
-def _internal_error(_: Request, exc: Exception) -> Response[dict[str, Any]]:
+def _internal_error(request: Request, exc: Exception) -> Response[dict[str, Any]]:
+    if failure := noticed(request.app.state, exc):  # not a bug: say what to do
+        return _error(failure.status_code, failure.code, failure.message)
     log.exception("unhandled error", exc_info=exc)
     return _error(
         500,
@@ -111,13 +117,32 @@ def _internal_error(_: Request, exc: Exception) -> Response[dict[str, Any]]:
     )
 
 
+async def _plain_asset_path(request: Request) -> None:
+    """Only a plain path reaches the file system: a NUL byte or an overlong name is refused."""
+    path = request.url.path
+    if "\x00" in path:
+        raise NotFoundException()
+    if len(path) > 1024 or any(len(part.encode()) > 255 for part in path.split("/")):
+        raise HTTPException(status_code=414, detail="The address is too long.")
+
+
+async def _forget_failures_after_a_change(message: Any, scope: Any) -> None:
+    """A change that worked shows the disk and the database take writes again (see /health)."""
+    if (
+        message["type"] == "http.response.start"
+        and scope.get("method") not in ("GET", "HEAD", "OPTIONS")
+        and message["status"] < 400
+    ):
+        scope["litestar_app"].state.machine_failures.clear()
+
+
 def _start(settings: Settings, state: State) -> None:
     """Open the database, migrate, seed, and start the worker (run in a thread at startup)."""
     if settings.failpoints:
         failpoints.configure(settings.failpoints)
     settings.home.mkdir(parents=True, exist_ok=True)
     settings.files_dir.mkdir(exist_ok=True)
-    open_database(settings.database_path)
+    open_database(settings.database_path, settings.busy_timeout_seconds)
     runtime: Runtime = state.runtime
     with connection():
         migrations.migrate()
@@ -172,7 +197,11 @@ def create_app(settings: Settings) -> Litestar:
 
     token = None if settings.is_loopback else ensure_access_token(settings)
     static = create_static_files_router(
-        path="/assets", directories=[assets_dir()], include_in_schema=False
+        path="/assets",
+        directories=[assets_dir()],
+        include_in_schema=False,
+        before_request=_plain_asset_path,
+        router_class=RouterWithOptions,
     )
     openapi = OpenAPIConfig(
         title="Lumiku Local",
@@ -200,14 +229,21 @@ def create_app(settings: Settings) -> Litestar:
         admin,
         settings_routes,
     )
-    for module in api_modules:
-        route_handlers += module.routes
+    route_handlers += with_options([route for module in api_modules for route in module.routes])
     app = Litestar(
         route_handlers=route_handlers,
         lifespan=[lifespan],
         state=State(
-            {"runtime": runtime, "job_queue": job_queue, "event_bus": bus, "downloads": downloads}
+            {
+                "runtime": runtime,
+                "job_queue": job_queue,
+                "event_bus": bus,
+                "downloads": downloads,
+                "machine_failures": FailureMemory(),
+            }
         ),
+        before_request=strict_input.check_request,
+        before_send=[_forget_failures_after_a_change],
         exception_handlers={
             LumikuError: _lumiku_error,
             HTTPException: _http_error,

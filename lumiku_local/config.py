@@ -39,6 +39,7 @@ class Settings:
     worker_restart_seconds: float = 10.0
     max_upload_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 40_000_000
+    busy_timeout_seconds: float = 10.0
     device: str = "auto"
     hf_cache_dir: str = ""
     hf_endpoint: str = ""

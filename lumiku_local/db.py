@@ -9,6 +9,8 @@ from pathlib import Path
 
 from peewee import DatabaseProxy, SqliteDatabase
 
+from . import failpoints
+
 database = DatabaseProxy()
 
 PRAGMAS = {
@@ -19,9 +21,19 @@ PRAGMAS = {
 }
 
 
-def open_database(path: Path) -> SqliteDatabase:
-    """Bind the proxy to the SQLite file at `path`; connections open per thread on demand."""
-    db = SqliteDatabase(str(path), pragmas=PRAGMAS, timeout=10, check_same_thread=False)
+class _Database(SqliteDatabase):
+    def execute_sql(self, sql, params=None):  # type: ignore[no-untyped-def]
+        if sql.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+            failpoints.hit("sqlite.write")  # where a full disk or a foreign lock would strike
+        return super().execute_sql(sql, params)
+
+
+def open_database(path: Path, busy_timeout: float = 10.0) -> SqliteDatabase:
+    """Bind the proxy to the SQLite file at `path`; connections open per thread on demand.
+
+    `busy_timeout`: seconds a write waits for another connection's write lock before failing.
+    """
+    db = _Database(str(path), pragmas=PRAGMAS, timeout=busy_timeout, check_same_thread=False)
     database.initialize(db)
     return db
 

@@ -47,3 +47,20 @@ class PayloadTooLarge(LumikuError):
 class UnsupportedMedia(LumikuError):
     status_code = 415
     code = "unsupported_media_type"
+
+
+class DatabaseBusy(LumikuError):
+    """Another program holds the database's write lock for longer than we wait."""
+
+    status_code = 503
+    code = "database_busy"
+
+
+class DiskFull(LumikuError):
+    status_code = 507
+    code = "disk_full"
+
+
+class DataFolderUnwritable(LumikuError):
+    status_code = 503
+    code = "data_folder_unwritable"

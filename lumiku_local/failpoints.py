@@ -2,15 +2,20 @@
 
 Spec: `name=action[@N][*M]`, several joined by `;` or `,`.
 Actions: `error` (raise FailpointError), `crash` (the process dies at once, as under kill -9),
-`delay(S)` (sleep S seconds), `die` (kill the calling worker thread).
+`delay(S)` (sleep S seconds), `die` (kill the calling worker thread), and the machine's own
+failures, raised as the machine raises them: `sqlite_full` and `sqlite_locked` (SQLite's
+"database or disk is full" and "database is locked"), `enospc` (no space left on the disk),
+`eacces` (permission denied) and `erofs` (a read-only file system).
 `@N` fires from the Nth hit on; `*M` fires at most M times.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import signal
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -22,16 +27,26 @@ KNOWN_POINTS = (
     "generation.finish",
     "generation.enqueue",
     "worker.dequeue",
+    "sqlite.write",
 )
 
 _SPEC = re.compile(
-    r"^(?P<name>[a-z.]+)=(?P<action>error|crash|die|delay\((?P<seconds>[0-9.]+)\))"
+    r"^(?P<name>[a-z.]+)=(?P<action>error|crash|die|[a-z_]+|delay\((?P<seconds>[0-9.]+)\))"
     r"(?:@(?P<start>\d+))?(?:\*(?P<limit>\d+))?$"
 )
 
 
 class FailpointError(RuntimeError):
     """A transient failure injected by a failpoint."""
+
+
+MACHINE_FAILURES = {
+    "sqlite_full": lambda: sqlite3.OperationalError("database or disk is full"),
+    "sqlite_locked": lambda: sqlite3.OperationalError("database is locked"),
+    "enospc": lambda: OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+    "eacces": lambda: PermissionError(errno.EACCES, os.strerror(errno.EACCES)),
+    "erofs": lambda: OSError(errno.EROFS, os.strerror(errno.EROFS)),
+}
 
 
 class WorkerDeath(BaseException):  # noqa: N818 - mirrors SystemExit: not an error, a death
@@ -57,10 +72,15 @@ def configure(spec: str) -> None:
     parsed: dict[str, _Failpoint] = {}
     for part in filter(None, (p.strip() for p in re.split(r"[;,]", spec or ""))):
         match = _SPEC.match(part)
-        if not match or match["name"] not in KNOWN_POINTS:
+        actions = ("error", "crash", "die", *MACHINE_FAILURES)
+        if (
+            not match
+            or match["name"] not in KNOWN_POINTS
+            or not (match["seconds"] or match["action"] in actions)
+        ):
             raise ValueError(
-                f"bad failpoint {part!r}: use name=error|crash|die|delay(S)[@N][*M] "
-                f"with a name among {', '.join(KNOWN_POINTS)}"
+                f"bad failpoint {part!r}: use name=ACTION[@N][*M] with an action among "
+                f"{', '.join(actions)}, delay(S) and a name among {', '.join(KNOWN_POINTS)}"
             )
         action = "delay" if match["seconds"] else match["action"]
         parsed[match["name"]] = _Failpoint(
@@ -95,6 +115,8 @@ def hit(name: str) -> None:
         raise WorkerDeath(name)
     elif action == "crash":
         _crash()
+    elif action in MACHINE_FAILURES:
+        raise MACHINE_FAILURES[action]()
 
 
 def _crash() -> None:

@@ -84,3 +84,56 @@ def test_a_browser_keeps_the_token_in_a_cookie_that_never_excuses_a_cross_site_c
         client.cookies.clear()
         client.cookies.set("lumiku_token", "wrong")
         assert client.get("/api/me").status_code == 401
+
+
+# ---------------------------------------------------------------- hostile input
+
+
+def test_json_nested_100000_deep_is_400_and_changes_nothing(client):
+    project = client.project()
+    deep = b"[" * 100_000 + b"]" * 100_000
+    bodies = (
+        deep,
+        b'{"prompt": "x", "count": ' + deep + b"}",
+        b'{"prompt": "x", "misspelt": ' + deep + b"}",
+        b'{"name": ' + b"[" * 100_000,
+    )
+    for method, path in (
+        ("POST", f"{API}/projects"),
+        ("PATCH", f"{API}/projects/{project}"),
+        ("POST", f"{API}/projects/{project}/avatars/generate"),
+        ("PATCH", "/api/admin/models/avatar-creator:instant"),
+        ("POST", "/api/settings/hf-token"),
+    ):
+        for body in bodies:
+            response = client.request(
+                method, path, content=body, headers={"content-type": "application/json"}
+            )
+            assert response.status_code == 400, (path, body[:30], response.text)
+            assert response.json()["error"]["code"] == "invalid_input"
+    assert client.balance() == 1000
+    assert [p["name"] for p in client.get(f"{API}/projects").json()["projects"]] == ["My project"]
+
+
+def test_hostile_asset_paths_are_4xx_not_500(client, live_server):
+    import http.client
+    from urllib.parse import urlsplit
+
+    paths = {
+        "/assets/%00": 404,
+        "/assets/a%00b": 404,
+        "/assets/..%00/etc/passwd": 404,
+        "/assets/" + "a" * 10_000: 414,
+        "/assets/" + "a/" * 5_000: 414,
+    }
+    for path, status in paths.items():
+        response = client.get(path)
+        assert response.status_code == status, (path[:40], response.text)
+        assert response.json()["error"]["code"] in ("not_found", "uri_too_long")
+    address = urlsplit(live_server)
+    for path, status in paths.items():  # and over real HTTP, as a browser or curl sends them
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+        connection.request("GET", path)
+        assert connection.getresponse().status == status, path[:40]
+        connection.close()
+    assert client.get("/assets/app.css").status_code == 200

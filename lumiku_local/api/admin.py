@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import msgspec
 from litestar import get, patch, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
@@ -16,9 +15,11 @@ from ..errors import Conflict, InvalidInput, NotFound
 from ..generations import counts_by_status
 from ..models import AIModel, AvatarGeneration
 from . import blocking, shapes
+from .answers import change_errors, errors
+from .strict_input import Body
 
 
-class ModelPatch(msgspec.Struct, rename="camel", kw_only=True):
+class ModelPatch(Body, rename="camel"):
     enabled: bool | None = None
     credit_cost: int | None = None
     deadline_seconds: float | None = None
@@ -68,7 +69,7 @@ def queue(state: State) -> dict[str, Any]:
     }
 
 
-@patch("/api/admin/models/{key:str}", tags=["admin"])
+@patch("/api/admin/models/{key:str}", tags=["admin"], responses=change_errors(404, 422))
 @blocking
 def update_model(key: FromPath[str], data: JSONBody[ModelPatch]) -> dict[str, Any]:
     """Enable or disable a model, or change its cost or deadline; seeding never undoes this."""
@@ -90,7 +91,7 @@ def update_model(key: FromPath[str], data: JSONBody[ModelPatch]) -> dict[str, An
     return {"model": shapes.ai_model(model)}
 
 
-@post("/api/admin/shutdown", tags=["admin"], status_code=202)
+@post("/api/admin/shutdown", tags=["admin"], status_code=202, responses=errors(403, 409))
 async def shutdown(state: State) -> dict[str, Any]:
     """Quit Lumiku (the page's Quit button). Same-origin only, like every change (safety.py).
 

@@ -11,18 +11,19 @@ from litestar.response import File
 
 from .. import avatars
 from . import blocking, shapes
+from .answers import change_errors, errors
 
 API = shapes.API
 CACHE = {"Cache-Control": "private, max-age=31536000, immutable"}  # content-addressed files
 
 
-@get(f"{API}/avatars/{{avatar_id:str}}", tags=["avatars"])
+@get(f"{API}/avatars/{{avatar_id:str}}", tags=["avatars"], responses=errors(404))
 @blocking
 def get_avatar(avatar_id: FromPath[str]) -> dict[str, Any]:
     return {"avatar": shapes.avatar(avatars.get_live(avatar_id))}
 
 
-@get(f"{API}/avatars/{{avatar_id:str}}/image", tags=["avatars"])
+@get(f"{API}/avatars/{{avatar_id:str}}/image", tags=["avatars"], responses=errors(404))
 @blocking
 def avatar_image(state: State, avatar_id: FromPath[str], download: FromQuery[bool] = False) -> File:
     path = avatars.file_path(state.runtime, avatar_id, thumbnail=False)
@@ -35,14 +36,14 @@ def avatar_image(state: State, avatar_id: FromPath[str], download: FromQuery[boo
     )
 
 
-@get(f"{API}/avatars/{{avatar_id:str}}/thumbnail", tags=["avatars"])
+@get(f"{API}/avatars/{{avatar_id:str}}/thumbnail", tags=["avatars"], responses=errors(404))
 @blocking
 def avatar_thumbnail(state: State, avatar_id: FromPath[str]) -> File:
     path = avatars.file_path(state.runtime, avatar_id, thumbnail=True)
     return File(path, media_type="image/webp", content_disposition_type="inline", headers=CACHE)
 
 
-@delete(f"{API}/avatars/{{avatar_id:str}}", tags=["avatars"])
+@delete(f"{API}/avatars/{{avatar_id:str}}", tags=["avatars"], responses=change_errors(404))
 @blocking
 def delete_avatar(state: State, avatar_id: FromPath[str]) -> None:
     avatars.delete(state.runtime, avatar_id)

@@ -10,6 +10,7 @@ from litestar.params import QueryParameter
 
 from ..models import CreditLedger, User
 from . import blocking, shapes
+from .answers import errors
 
 
 @get("/api/me", tags=["credits"])
@@ -19,7 +20,7 @@ def me(state: State) -> dict[str, Any]:
     return {"id": user.id, "name": user.name, "creditBalance": user.credit_balance}
 
 
-@get("/api/credits/history", tags=["credits"])
+@get("/api/credits/history", tags=["credits"], responses=errors())
 @blocking
 def history(
     state: State,

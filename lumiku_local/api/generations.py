@@ -10,17 +10,23 @@ from litestar.params import FromPath
 
 from .. import generations
 from . import blocking, shapes
+from .answers import change_errors, errors
 
 API = shapes.API
 
 
-@get(f"{API}/generations/{{generation_id:str}}", tags=["generations"])
+@get(f"{API}/generations/{{generation_id:str}}", tags=["generations"], responses=errors(404))
 @blocking
 def get_generation(generation_id: FromPath[str]) -> dict[str, Any]:
     return {"generation": shapes.generation(generations.get_generation(generation_id))}
 
 
-@post(f"{API}/generations/{{generation_id:str}}/cancel", tags=["generations"], status_code=200)
+@post(
+    f"{API}/generations/{{generation_id:str}}/cancel",
+    tags=["generations"],
+    status_code=200,
+    responses=change_errors(404, 409),
+)
 @blocking
 def cancel_generation(state: State, generation_id: FromPath[str]) -> dict[str, Any]:
     """Stop a pending or running generation; undelivered images are refunded."""
@@ -28,7 +34,12 @@ def cancel_generation(state: State, generation_id: FromPath[str]) -> dict[str, A
     return {"generation": shapes.generation(generation)}
 
 
-@post(f"{API}/generations/{{generation_id:str}}/retry", tags=["generations"], status_code=202)
+@post(
+    f"{API}/generations/{{generation_id:str}}/retry",
+    tags=["generations"],
+    status_code=202,
+    responses=change_errors(402, 404, 409),
+)
 @blocking
 def retry_generation(state: State, generation_id: FromPath[str]) -> dict[str, Any]:
     """A new generation with the same request (new seeds); the old one stays as it was."""

@@ -5,13 +5,37 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import msgspec
 from litestar import Response, get
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 
+from .. import machine_failures
 from ..generations import counts_by_status, is_installed
 from ..models import AIModel
 from ..queue import WorkerHealth
 from . import blocking
+
+
+class HealthReport(msgspec.Struct):
+    status: str
+    problems: list[str] = []
+
+
+class ModelsHealth(msgspec.Struct, rename="camel"):
+    status: str
+    model_count: int
+    installed_count: int
+
+
+DEGRADED = ResponseSpec(
+    HealthReport,
+    description="`degraded`: each problem says what is wrong and what to do.",
+    generate_examples=False,
+)
+NO_MODEL = ResponseSpec(
+    ModelsHealth, description="`unhealthy`: no enabled model is installed.", generate_examples=False
+)
 
 
 def _problems(state: State) -> list[str]:
@@ -20,13 +44,18 @@ def _problems(state: State) -> list[str]:
         problems.append(
             "the model catalog is empty or every model is disabled: restart Lumiku to restore it"
         )
+    problems += machine_failures.probe(state.runtime.settings)
+    failure = state.machine_failures.recent()  # what a request met that a probe may not see
+    if failure is not None and failure.message not in problems:
+        problems.append(failure.message)
     return problems
 
 
-@get("/health", tags=["health"])
+@get("/health", tags=["health"], responses={503: DEGRADED})
 @blocking
 def health(state: State) -> Response[dict[str, Any]]:
-    """200 when the worker is alive and a model is available, else 503 with the problems."""
+    """200 when the worker is alive, a model is available and Lumiku can save (disk space, a
+    writable data folder, the database's write lock), else 503 with the problems."""
     problems = _problems(state)
     if problems:
         return Response({"status": "degraded", "problems": problems}, status_code=503)
@@ -60,7 +89,7 @@ def workers(state: State) -> dict[str, Any]:
     }
 
 
-@get("/api/apps/avatar-creator/health/models", tags=["health"])
+@get("/api/apps/avatar-creator/health/models", tags=["health"], responses={503: NO_MODEL})
 @blocking
 def models_health() -> Response[dict[str, Any]]:
     models = list(AIModel.select().where(AIModel.enabled == True))  # noqa: E712

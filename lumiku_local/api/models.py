@@ -11,11 +11,12 @@ from litestar.params import FromPath
 from ..errors import ServiceUnavailable
 from ..models import AIModel, AvatarPreset, PersonaExample
 from . import blocking, shapes
+from .answers import change_errors, errors
 
 API = shapes.API
 
 
-@get(f"{API}/models", tags=["catalog"])
+@get(f"{API}/models", tags=["catalog"], responses=errors(503))
 @blocking
 def list_models(state: State) -> dict[str, Any]:
     """Every model with its install and download state (installed, downloading, progress)."""
@@ -28,7 +29,12 @@ def list_models(state: State) -> dict[str, Any]:
     return {"models": [shapes.ai_model(model, state.downloads) for model in models]}
 
 
-@post(f"{API}/models/{{key:str}}/download", tags=["catalog"], status_code=202)
+@post(
+    f"{API}/models/{{key:str}}/download",
+    tags=["catalog"],
+    status_code=202,
+    responses=change_errors(404, 409, 422),
+)
 @blocking
 def start_download(state: State, key: FromPath[str]) -> dict[str, Any]:
     """Download a model into the Hugging Face cache in the background; progress on /api/events."""
@@ -36,7 +42,12 @@ def start_download(state: State, key: FromPath[str]) -> dict[str, Any]:
     return {"model": shapes.ai_model(AIModel.get_by_id(key), state.downloads)}
 
 
-@post(f"{API}/models/{{key:str}}/download/cancel", tags=["catalog"], status_code=200)
+@post(
+    f"{API}/models/{{key:str}}/download/cancel",
+    tags=["catalog"],
+    status_code=200,
+    responses=change_errors(404, 409),
+)
 @blocking
 def cancel_download(state: State, key: FromPath[str]) -> dict[str, Any]:
     """Stop a running download; what was fetched stays and a later download resumes from it."""
@@ -44,7 +55,7 @@ def cancel_download(state: State, key: FromPath[str]) -> dict[str, Any]:
     return {"model": shapes.ai_model(AIModel.get_by_id(key), state.downloads)}
 
 
-@delete(f"{API}/models/{{key:str}}/files", tags=["catalog"])
+@delete(f"{API}/models/{{key:str}}/files", tags=["catalog"], responses=change_errors(404, 409))
 @blocking
 def delete_model_files(state: State, key: FromPath[str]) -> None:
     """Free the disk space a downloaded model uses."""

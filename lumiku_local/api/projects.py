@@ -15,16 +15,18 @@ from .. import avatars, generations, projects
 from ..errors import InvalidInput
 from ..models import AvatarGeneration
 from . import blocking, shapes
+from .answers import change_errors, errors
+from .strict_input import Body
 
 API = shapes.API
 
 
-class ProjectBody(msgspec.Struct, kw_only=True):
+class ProjectBody(Body):
     name: str
     description: str = ""
 
 
-class ProjectPatch(msgspec.Struct, kw_only=True):
+class ProjectPatch(Body):
     name: str | None = None
     description: str | None = None
 
@@ -32,7 +34,7 @@ class ProjectPatch(msgspec.Struct, kw_only=True):
 SmallInt = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]  # what SQLite can hold
 
 
-class GenerateBody(msgspec.Struct, rename="camel", kw_only=True):
+class GenerateBody(Body, rename="camel"):
     prompt: str = ""
     name: str | None = None
     model_key: str | None = None
@@ -50,13 +52,13 @@ class UploadForm:
     name: str | None = None
 
 
-@post(f"{API}/projects", tags=["projects"], status_code=201)
+@post(f"{API}/projects", tags=["projects"], status_code=201, responses=change_errors(422))
 @blocking
 def create_project(state: State, data: JSONBody[ProjectBody]) -> dict[str, Any]:
     return shapes.project(projects.create(state.runtime, data.name, data.description), 0)
 
 
-@get(f"{API}/projects", tags=["projects"])
+@get(f"{API}/projects", tags=["projects"], responses=errors(422))
 @blocking
 def list_projects(state: State) -> dict[str, Any]:
     return {
@@ -66,7 +68,7 @@ def list_projects(state: State) -> dict[str, Any]:
     }
 
 
-@get(f"{API}/projects/{{project_id:str}}", tags=["projects"])
+@get(f"{API}/projects/{{project_id:str}}", tags=["projects"], responses=errors(404))
 @blocking
 def get_project(project_id: FromPath[str]) -> dict[str, Any]:
     project = generations.live_project(project_id)
@@ -79,20 +81,25 @@ def get_project(project_id: FromPath[str]) -> dict[str, Any]:
     }
 
 
-@patch(f"{API}/projects/{{project_id:str}}", tags=["projects"])
+@patch(f"{API}/projects/{{project_id:str}}", tags=["projects"], responses=change_errors(404, 422))
 @blocking
 def rename_project(project_id: FromPath[str], data: JSONBody[ProjectPatch]) -> dict[str, Any]:
     return {"project": shapes.project(projects.update(project_id, data.name, data.description))}
 
 
-@delete(f"{API}/projects/{{project_id:str}}", tags=["projects"])
+@delete(f"{API}/projects/{{project_id:str}}", tags=["projects"], responses=change_errors(404))
 @blocking
 def delete_project(state: State, project_id: FromPath[str]) -> None:
     """Cancels and refunds the project's unfinished generations and removes its files."""
     projects.delete(state.runtime, project_id)
 
 
-@post(f"{API}/projects/{{project_id:str}}/avatars/upload", tags=["avatars"], status_code=201)
+@post(
+    f"{API}/projects/{{project_id:str}}/avatars/upload",
+    tags=["avatars"],
+    status_code=201,
+    responses=change_errors(404, 413, 415, 422),
+)
 async def upload_avatar(
     state: State,
     project_id: FromPath[str],
@@ -108,7 +115,12 @@ async def upload_avatar(
     return {"avatar": shapes.avatar(avatar)}
 
 
-@post(f"{API}/projects/{{project_id:str}}/avatars/generate", tags=["generations"], status_code=202)
+@post(
+    f"{API}/projects/{{project_id:str}}/avatars/generate",
+    tags=["generations"],
+    status_code=202,
+    responses=change_errors(402, 404, 409, 422),
+)
 @blocking
 def generate(
     state: State, project_id: FromPath[str], data: JSONBody[GenerateBody]
@@ -124,7 +136,7 @@ def generate(
     }
 
 
-@get(f"{API}/projects/{{project_id:str}}/generations", tags=["generations"])
+@get(f"{API}/projects/{{project_id:str}}/generations", tags=["generations"], responses=errors(404))
 @blocking
 def list_generations(project_id: FromPath[str]) -> dict[str, Any]:
     project = generations.live_project(project_id)

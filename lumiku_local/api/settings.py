@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from litestar import delete, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 
 from .. import hf_token
 from . import blocking
+from .answers import change_errors
+from .strict_input import Body
 
 
-class TokenBody(msgspec.Struct, kw_only=True):
+class TokenBody(Body):
     token: str
 
 
@@ -24,7 +25,7 @@ def token_status() -> dict[str, Any]:
     return hf_token.status()
 
 
-@post("/api/settings/hf-token", tags=["settings"], status_code=200)
+@post("/api/settings/hf-token", tags=["settings"], status_code=200, responses=change_errors(422))
 @blocking
 def save_token(state: State, data: JSONBody[TokenBody]) -> dict[str, Any]:
     """Check the token with Hugging Face and store it in Hugging Face's own token store."""
@@ -32,7 +33,7 @@ def save_token(state: State, data: JSONBody[TokenBody]) -> dict[str, Any]:
     return hf_token.status()
 
 
-@delete("/api/settings/hf-token", tags=["settings"])
+@delete("/api/settings/hf-token", tags=["settings"], responses=change_errors())
 @blocking
 def remove_token() -> None:
     hf_token.remove()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+from dataclasses import dataclass
+
 from peewee import JOIN, fn
 
 from . import generations, storage
@@ -40,9 +44,47 @@ def update(project_id: str, name: str | None, description: str | None) -> Avatar
     return project
 
 
-def list_live(runtime: Runtime) -> list[tuple[AvatarProject, int]]:
-    """Projects with their live avatar counts, most recently active first."""
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+
+
+@dataclass(frozen=True)
+class ProjectPage:
+    projects: list[tuple[AvatarProject, int]]  # with their live avatar counts
+    next_cursor: str | None  # None on the last page
+
+
+def _cursor(project: AvatarProject) -> str:
+    mark = f"{project.updated_at.isoformat()}|{project.id}"
+    return base64.urlsafe_b64encode(mark.encode()).decode().rstrip("=")
+
+
+def _after(cursor: str) -> tuple[dt.datetime, str]:
+    try:
+        mark = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, project_id = mark.split("|", 1)
+        return dt.datetime.fromisoformat(moment), project_id
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors too
+        raise InvalidInput(
+            "cursor is not valid: pass the nextCursor of the previous page, or none for the first.",
+            code="invalid_cursor",
+        ) from None
+
+
+def list_live(runtime: Runtime, limit: int = PAGE_SIZE, cursor: str | None = None) -> ProjectPage:
+    """A page of projects, most recently active first; the cursor continues after the last.
+
+    Keyset paging on (updated_at, id): a page costs the same however far down the list it is.
+    """
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}.", code="invalid_limit")
     avatar_count = fn.COUNT(Avatar.id).alias("avatar_count")
+    live = AvatarProject.deleted_at.is_null() & (AvatarProject.user == runtime.user_id)
+    if cursor:
+        updated_at, project_id = _after(cursor)
+        live &= (AvatarProject.updated_at < updated_at) | (
+            (AvatarProject.updated_at == updated_at) & (AvatarProject.id < project_id)
+        )
     query = (
         AvatarProject.select(AvatarProject, avatar_count)
         .join(
@@ -50,11 +92,15 @@ def list_live(runtime: Runtime) -> list[tuple[AvatarProject, int]]:
             JOIN.LEFT_OUTER,
             on=((Avatar.project == AvatarProject.id) & Avatar.deleted_at.is_null()),
         )
-        .where(AvatarProject.deleted_at.is_null() & (AvatarProject.user == runtime.user_id))
+        .where(live)
         .group_by(AvatarProject.id)
-        .order_by(AvatarProject.updated_at.desc())
+        .order_by(AvatarProject.updated_at.desc(), AvatarProject.id.desc())
+        .limit(limit + 1)  # one more tells whether another page follows
     )
-    return [(project, project.avatar_count) for project in query]
+    rows = [(project, project.avatar_count) for project in query]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return ProjectPage(rows, _cursor(rows[-1][0]) if more else None)
 
 
 def live_avatars(project_id: str) -> list[dict]:

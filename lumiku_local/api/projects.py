@@ -5,16 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import anyio.to_thread
 import msgspec
 from litestar import delete, get, patch, post
 from litestar.datastructures import State, UploadFile
-from litestar.params import FromPath, JSONBody, MultipartBody
+from litestar.params import FromPath, JSONBody, MultipartBody, Parameter
 
 from .. import avatars, generations, projects
 from ..errors import InvalidInput
 from ..models import AvatarGeneration
-from . import blocking, shapes
+from . import blocking, in_thread, shapes
 from .answers import change_errors, errors
 from .strict_input import Body
 
@@ -60,11 +59,20 @@ def create_project(state: State, data: JSONBody[ProjectBody]) -> dict[str, Any]:
 
 @get(f"{API}/projects", tags=["projects"], responses=errors(422))
 @blocking
-def list_projects(state: State) -> dict[str, Any]:
+def list_projects(
+    state: State,
+    limit: Annotated[
+        int, Parameter(ge=1, le=projects.MAX_PAGE_SIZE, description="projects per page")
+    ] = projects.PAGE_SIZE,
+    cursor: Annotated[
+        str | None, Parameter(max_length=512, description="the previous page's nextCursor")
+    ] = None,
+) -> dict[str, Any]:
+    """Projects, most recently active first, a page at a time: follow `nextCursor` until null."""
+    page = projects.list_live(state.runtime, limit, cursor)
     return {
-        "projects": [
-            shapes.project(project, count) for project, count in projects.list_live(state.runtime)
-        ]
+        "projects": [shapes.project(project, count) for project, count in page.projects],
+        "nextCursor": page.next_cursor,
     }
 
 
@@ -109,9 +117,7 @@ async def upload_avatar(
     if any(mark in filename for mark in ("/", "\\", "\x00")) or filename.strip(". ") == "":
         raise InvalidInput("The file name must be a plain name, not a path.", code="bad_filename")
     content = await data.file.read()
-    avatar = await anyio.to_thread.run_sync(
-        avatars.upload, state.runtime, project_id, content, data.name
-    )
+    avatar = await in_thread(avatars.upload, state.runtime, project_id, content, data.name)
     return {"avatar": shapes.avatar(avatar)}
 
 

@@ -11,7 +11,6 @@ import json
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import anyio.to_thread
 from litestar import post
 from litestar.datastructures import State, UploadFile
 from litestar.enums import RequestEncodingType
@@ -20,7 +19,7 @@ from litestar.plugins.htmx import ClientRedirect
 from litestar.response import Template
 
 from .. import avatars, generations, hf_token, projects
-from ..api import blocking, shapes
+from ..api import blocking, in_thread, shapes
 from ..db import utcnow
 from ..errors import InvalidInput
 from ..models import AIModel, AvatarGeneration, User
@@ -101,9 +100,7 @@ async def upload(
         raise InvalidInput("The file name must be a plain name, not a path.", code="bad_filename")
     content = await data.file.read()
     name = filename.rsplit(".", 1)[0][:120] or "Uploaded photo"
-    avatar = await anyio.to_thread.run_sync(
-        avatars.upload, state.runtime, project_id, content, name
-    )
+    avatar = await in_thread(avatars.upload, state.runtime, project_id, content, name)
     return fragment(
         "_tiles.html", {"avatars": [shapes.avatar(avatar)]}, _toast(f"Uploaded {filename}.")
     )

@@ -29,6 +29,7 @@ from ..models import (
 )
 
 RECENT_GENERATIONS = 20
+PROJECT_PAGE = 48  # cards per page: a multiple of the grid's 2, 3 and 4 columns
 LEDGER_PAGE = 50
 
 
@@ -86,19 +87,31 @@ def project_list(state: State, deleted: FromQuery[str | None] = None) -> Templat
 
 
 def _projects(state: State, deleted: str | None) -> Template:
-    rows = projects.list_live(state.runtime)
-    covers = projects.cover_thumbnails([project.id for project, _ in rows])
-    listing = [
-        {**shapes.project(project, count), "cover": covers.get(project.id)}
-        for project, count in rows
-    ]
     return _page(
         state,
         "projects.html",
         nav="projects",
-        projects=listing,
+        **_project_cards(state, None),
         deleted_notice=_deleted_notice(deleted) if deleted else None,
     )
+
+
+@get("/ui/projects/more", include_in_schema=False)
+@blocking
+def more_projects(state: State, cursor: FromQuery[str]) -> Template:
+    """The next page of project cards, for the list's "Show more" button."""
+    return Template(template_name="_project_cards.html", context=_project_cards(state, cursor))
+
+
+def _project_cards(state: State, cursor: str | None) -> dict[str, Any]:
+    """One page of the project list: a person with 500 projects gets them a page at a time."""
+    page = projects.list_live(state.runtime, PROJECT_PAGE, cursor)
+    covers = projects.cover_thumbnails([project.id for project, _ in page.projects])
+    listing = [
+        {**shapes.project(project, count), "cover": covers.get(project.id)}
+        for project, count in page.projects
+    ]
+    return {"projects": listing, "next_cursor": page.next_cursor}
 
 
 def _deleted_notice(project_id: str) -> str | None:
@@ -351,6 +364,7 @@ routes = [
     welcome,
     recommendation,
     project_list,
+    more_projects,
     project_page,
     generation_page,
     avatar_page,

@@ -17,7 +17,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
-from . import __version__, catalog, failpoints, generations, migrations, storage, web
+from . import __version__, failpoints, generations, migrations, storage, web
 from .api import admin, avatars, credits, events, health, models, projects, strict_input
 from .api import generations as generation_routes
 from .api import settings as settings_routes
@@ -162,10 +162,10 @@ def _start(settings: Settings, state: State) -> None:
 
 
 def _warm_up() -> None:
-    """Load the default DiceBear style (~0.5 s of schema checks) before the first job needs it."""
+    """Start DiceBear's render processes (each loads the default style) before the first job."""
     engine = engine_for("dicebear")
     if isinstance(engine, DiceBearEngine):
-        engine.render_png(catalog.DEFAULT_STYLE, "warm-up", 64, 64)
+        engine.warm_up()
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -181,6 +181,8 @@ def create_app(settings: Settings) -> Litestar:
     runtime.publish_fn = bus.publish
     diffusion = DiffusersEngine(settings)
     register_engine(diffusion)
+    dicebear = DiceBearEngine(processes=settings.workers)  # a render process per worker
+    register_engine(dicebear)
     downloads = DownloadManager(settings, runtime, diffusion)
 
     @asynccontextmanager
@@ -193,6 +195,7 @@ def create_app(settings: Settings) -> Litestar:
             runtime.stopping.set()
             await asyncio.to_thread(downloads.stop)
             await asyncio.to_thread(job_queue.stop)
+            await asyncio.to_thread(dicebear.close)
             await asyncio.to_thread(diffusion.unload)
 
     token = None if settings.is_loopback else ensure_access_token(settings)

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
+import os
 import threading
+from concurrent.futures import Future
 from importlib import resources
 from typing import Any
 
 from .. import failpoints
-from .base import Cancelled, EngineJob, OnImage, OnProgress, PermanentEngineError
+from ..catalog import DEFAULT_STYLE
+from .base import (
+    Cancelled,
+    EngineJob,
+    OnImage,
+    OnProgress,
+    PermanentEngineError,
+    TransientEngineError,
+)
+from .render_pool import RenderPool
 
 BACKGROUNDS = ["b6e3f4", "c0aede", "d1d4f9", "ffd5dc", "ffdfbf"]
 FONT_STACK = "Segoe UI, Helvetica Neue, Arial, DejaVu Sans, Liberation Sans, sans-serif"
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+SEED_MAX_LENGTH = 1024  # DiceBear's options schema: `/seed maxLength`
 
 _per_thread = threading.local()  # resvg's Options may not cross threads
 
@@ -31,13 +45,25 @@ def _rasterise(svg: str, with_fonts: bool) -> bytes:
     return bytes(resvg.render(resvg.usvg.Tree.from_str(svg, options), IDENTITY))
 
 
+def engine_seed(prompt: str, seed: int) -> str:
+    """DiceBear's seed for one image: the prompt and the seed, or a hash of them if too long."""
+    text = f"{prompt}|{seed}"
+    if len(text) <= SEED_MAX_LENGTH:  # as it always was: a prompt that worked keeps its pixels
+        return text
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 class DiceBearEngine:
+    """Renders in `processes` worker processes (see render_pool); `render_png` renders here."""
+
     name = "dicebear"
 
-    def __init__(self) -> None:
+    def __init__(self, processes: int | None = None) -> None:
         self._styles: dict[str, Any] = {}
         self._needs_fonts: set[str] = set()
         self._lock = threading.Lock()
+        count = processes if processes is not None else min(2, os.cpu_count() or 1)
+        self.pool = RenderPool(count, initializer=_load_style, initargs=(DEFAULT_STYLE,))
 
     def is_installed(self, capabilities: dict[str, Any]) -> bool:
         return True
@@ -59,13 +85,18 @@ class DiceBearEngine:
             return cached
 
     def render_png(self, style_name: str, seed: str, width: int, height: int) -> bytes:
+        """One image, rendered in this process (the worker processes call this)."""
         from dicebear import Avatar
+        from dicebear.errors import OptionsValidationError
 
         side = min(width, height)
-        avatar = Avatar(
-            self.style(style_name),
-            {"seed": seed, "size": side, "backgroundColor": BACKGROUNDS},
-        )
+        try:
+            avatar = Avatar(
+                self.style(style_name),
+                {"seed": seed, "size": side, "backgroundColor": BACKGROUNDS},
+            )
+        except OptionsValidationError as exc:  # the same options fail every time
+            raise PermanentEngineError(f"The Instant engine cannot draw this: {exc}.") from None
         svg = avatar.to_string()
         needs_fonts = style_name in self._needs_fonts
         if needs_fonts:  # DiceBear asks for `system-ui`, a name resvg does not resolve
@@ -84,11 +115,49 @@ class DiceBearEngine:
             if cancelled():
                 return
             failpoints.hit("engine.generate")
-            png = self.render_png(
-                style_name, f"{job.prompt}|{variation.seed}", job.width, job.height
+            png = self.pool.run(
+                _render,
+                style_name,
+                engine_seed(job.prompt, variation.seed),
+                job.width,
+                job.height,
             )
             on_image(variation, png)
             on_progress((done + 1) / total, f"image {done + 1} of {total}")
+
+    def warm_up(self) -> list[Future[Any]]:
+        """Start the worker processes, each loading the default style, before the first job."""
+        return self.pool.warm_up(_load_style, DEFAULT_STYLE)
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+# -- in the worker processes
+
+_in_process: DiceBearEngine | None = None
+
+
+def _local_engine() -> DiceBearEngine:
+    global _in_process
+    if _in_process is None:
+        _in_process = DiceBearEngine(processes=1)  # its pool is never used in a worker
+    return _in_process
+
+
+def _load_style(style_name: str) -> None:
+    # a job naming a missing style reports it; a pool initializer that raised would break the pool
+    with contextlib.suppress(PermanentEngineError):
+        _local_engine().style(style_name)
+
+
+def _render(style_name: str, seed: str, width: int, height: int) -> bytes:
+    try:
+        return _local_engine().render_png(style_name, seed, width, height)
+    except PermanentEngineError:
+        raise
+    except Exception as exc:  # sent back pickled: DiceBear's own errors do not unpickle
+        raise TransientEngineError(f"{type(exc).__name__}: {exc}") from None
 
 
 def _pad(png: bytes, width: int, height: int) -> bytes:

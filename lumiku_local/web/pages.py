@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 from typing import Any
 
+import anyio.to_thread
 from litestar import Response, get
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 from peewee import fn
 
-from .. import avatars, catalog, credits, generations, hardware, projects
+from .. import avatars, catalog, credits, generations, hardware, projects, style_samples
 from ..api import blocking, shapes
 from ..api.health import last_heartbeat
 from ..db import utcnow
+from ..engines import engine_for
+from ..engines.dicebear import DiceBearEngine
 from ..errors import NotFound
 from ..generations import counts_by_status
 from ..models import (
@@ -28,6 +32,7 @@ from ..models import (
     User,
 )
 
+log = logging.getLogger("lumiku.web")
 RECENT_GENERATIONS = 20
 PROJECT_PAGE = 48  # cards per page: a multiple of the grid's 2, 3 and 4 columns
 LEDGER_PAGE = 50
@@ -328,35 +333,34 @@ def balance_fragment(state: State) -> Template:
 
 
 @get("/ui/styles/{style:str}", include_in_schema=False)
-@blocking
-def style_sample(style: FromPath[str]) -> Response[bytes]:
+async def style_sample(style: FromPath[str]) -> Response[bytes]:
     """A small sample of a DiceBear style for the style picker (same seed for every style)."""
-    instant = AIModel.get_or_none(AIModel.key == catalog.INSTANT_MODEL_KEY)
-    styles = ((instant.capabilities or {}) if instant else {}).get("styles", [])
-    if style not in styles:
+    if style not in _styles():
         raise NotFound(f"There is no style {style!r}.")
     return Response(
-        _style_webp(style),
+        await anyio.to_thread.run_sync(_style_webp, style),
         media_type="image/webp",
         headers={"Cache-Control": "public, max-age=604800"},
     )
 
 
+@functools.cache
+def _styles() -> frozenset[str]:
+    return frozenset(catalog.dicebear_styles())
+
+
 @functools.lru_cache(maxsize=128)
 def _style_webp(style: str) -> bytes:
-    import io
+    """The sample made at build time; one missing (a newer dicebear-styles) is drawn once."""
+    from ..app import assets_dir
 
-    from PIL import Image
-
-    from ..engines import engine_for
-    from ..engines.dicebear import DiceBearEngine
-
+    try:
+        return (style_samples.folder(assets_dir()) / style_samples.file_name(style)).read_bytes()
+    except FileNotFoundError:
+        log.warning("no sample of style %s in assets; run build/render_style_samples.py", style)
     engine = engine_for("dicebear")
     assert isinstance(engine, DiceBearEngine)
-    png = engine.render_png(style, "Lumiku", 96, 96)
-    out = io.BytesIO()
-    Image.open(io.BytesIO(png)).save(out, "WEBP", quality=80)
-    return out.getvalue()
+    return engine.pool.run(style_samples.render, style)  # never on the server's GIL
 
 
 routes = [

@@ -230,28 +230,117 @@ def is_cached(
     allow_patterns: AllowPatterns,
     revision: str = "main",
 ) -> bool:
-    """True when every file matching allow_patterns of the cached revision is present.
+    """True when the cached revision holds the files allow_patterns asks for, complete.
 
-    Offline only: reads refs/<revision> and the trees/<sha>.json listing (written by this module
-    and by huggingface_hub 2.4); without a listing the answer is False."""
+    Offline only. With the trees/<sha>.json listing (written by this module and by
+    huggingface_hub 2.4), every matching file it names must be there at its size. Without one
+    (releases before 2026 wrote none, so most existing caches have none) the snapshot counts as
+    it is, as huggingface_hub and diffusers load it, unless it is provably partial: an unfinished
+    blob (``*.incomplete``) that no listing accounts for, or, for a diffusers pipeline, a
+    component of model_index.json without its files, a model without weights or a shard without
+    its siblings."""
     storage = Path(cache_dir).expanduser() / _folder_name(repo_id)
     sha = revision if _COMMIT.match(revision) else _read_ref(storage, revision)
     if sha is None:
         return False
-    files = _read_tree(storage, sha)
-    if files is None:
-        return False
-    wanted = _select(files, allow_patterns)
-    if not wanted:
-        return False
     snapshot = storage / "snapshots" / sha
-    for item in wanted:
-        try:
-            if (snapshot / item.path).stat().st_size != item.size:
+    listing = _read_tree(storage, sha)
+    if listing is not None:
+        wanted = _select(listing, allow_patterns)
+        for item in wanted:
+            try:
+                if (snapshot / item.path).stat().st_size != item.size:
+                    return False
+            except OSError:
                 return False
-        except OSError:
+    else:
+        if _unlisted_partial_blobs(storage):
             return False
-    return True
+        present = cached_files(repo_id, cache_dir=cache_dir, revision=sha)
+        wanted = _select({path: _File(path, 0) for path in present}, allow_patterns)
+    return bool(wanted) and not _pipeline_gaps(snapshot, [item.path for item in wanted])
+
+
+def cached_files(
+    repo_id: str, *, cache_dir: str | os.PathLike[str], revision: str = "main"
+) -> list[str]:
+    """The files the cached revision's snapshot holds (repo paths, sorted; [] if none)."""
+    storage = Path(cache_dir).expanduser() / _folder_name(repo_id)
+    sha = revision if _COMMIT.match(revision) else _read_ref(storage, revision)
+    if sha is None:
+        return []
+    snapshot = storage / "snapshots" / sha
+    return sorted(
+        path.relative_to(snapshot).as_posix()
+        for path in snapshot.rglob("*")
+        if path.is_file()  # a link to a blob that is not there is no file
+    )
+
+
+def has_variant(filenames: Iterable[str], variant: str) -> bool:
+    """Whether any weights file is of `variant` (``*.fp16.safetensors`` for fp16)."""
+    return any(name.endswith(_WEIGHTS) and _variant_of(name) == variant for name in filenames)
+
+
+def _unlisted_partial_blobs(storage: Path) -> list[str]:
+    """Unfinished blobs (huggingface_hub's ``<etag>[.<random>].incomplete``, ours
+    ``<etag>.incomplete``) that no trees listing names: a transfer of this snapshot that stopped,
+    not one of another revision that this module fetched and listed."""
+    partial = [p.name.split(".")[0] for p in (storage / "blobs").glob("*.incomplete")]
+    if not partial:
+        return []
+    listed: set[str] = set()
+    for tree in (storage / "trees").glob("*.json"):
+        files = _read_tree(storage, tree.stem)
+        listed.update(item.etag for item in (files or {}).values())
+    return [etag for etag in partial if etag not in listed]
+
+
+def _pipeline_gaps(snapshot: Path, paths: list[str]) -> list[str]:
+    """What a diffusers pipeline (a snapshot with model_index.json) lacks among `paths`: a
+    component folder with no file, a model (``config.json``) with no weights, a missing shard."""
+    if "model_index.json" not in paths:
+        return []
+    try:
+        index = json.loads((snapshot / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ["model_index.json"]
+    if not isinstance(index, dict):
+        return ["model_index.json"]
+    components = [
+        name
+        for name, value in index.items()
+        if not name.startswith("_")
+        and isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(part, str) for part in value)
+    ]
+    gaps: list[str] = []
+    for name in components:
+        inside = [p.partition("/")[2] for p in paths if p.startswith(name + "/")]
+        weights = [p for p in inside if p.endswith(_WEIGHTS)]
+        if not inside:
+            gaps.append(f"{name}/")
+        elif "config.json" in inside and not weights:
+            gaps.append(f"{name}/ weights")
+        gaps += [f"{name}/{shard}" for shard in _missing_shards(weights)]
+    return gaps
+
+
+def _missing_shards(weights: list[str]) -> list[str]:
+    shards: dict[tuple[str, str, int], set[int]] = {}
+    for name in weights:
+        stem, ext = os.path.splitext(name)
+        match = _SHARD_NUMBER.search(stem)
+        if match:
+            key = (stem[: match.start()], ext, int(match["total"]))
+            shards.setdefault(key, set()).add(int(match["index"]))
+    return [
+        f"{base}-{n:05d}-of-{total:05d}{ext}"
+        for (base, ext, total), present in shards.items()
+        for n in range(1, total + 1)
+        if n not in present
+    ]
 
 
 def remove_from_cache(repo_id: str, *, cache_dir: str | os.PathLike[str]) -> int:
@@ -287,6 +376,7 @@ _WEIGHTS = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".msgpack", ".onnx",
             ".pb", ".h5", ".gguf")  # fmt: skip
 _SMALL = (".json", ".txt", ".model", ".tiktoken")
 _SHARD = re.compile(r"-\d{5}-of-\d{5}$")
+_SHARD_NUMBER = re.compile(r"-(?P<index>\d{5})-of-(?P<total>\d{5})$")
 
 
 def diffusers_allow_patterns(filenames: Iterable[str], variant: str | None = None) -> list[str]:
@@ -321,15 +411,22 @@ def diffusers_allow_patterns(filenames: Iterable[str], variant: str | None = Non
 
 
 def _pick_variant(files: list[str], ext: str, variant: str | None) -> list[str]:
-    def variant_of(name: str) -> str | None:
-        stem = _SHARD.sub("", name.rpartition("/")[2][: -len(ext)])
-        return stem.rpartition(".")[2] if "." in stem else None
-
     if variant:
-        preferred = [f for f in files if variant_of(f) == variant]
+        preferred = [f for f in files if _variant_of(f) == variant]
         if preferred:
             return preferred
-    return [f for f in files if variant_of(f) is None]
+    return [f for f in files if _variant_of(f) is None]
+
+
+def _variant_of(name: str) -> str | None:
+    """``fp16`` for ``diffusion_pytorch_model.fp16.safetensors`` (or a shard of it), else None."""
+    base = name.rpartition("/")[2]
+    stem = _SHARD.sub("", base[: -len(ext)] if (ext := _weights_suffix(base)) else base)
+    return stem.rpartition(".")[2] if "." in stem else None
+
+
+def _weights_suffix(name: str) -> str:
+    return next((ext for ext in _WEIGHTS if name.endswith(ext)), "")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ The pipeline is saved in Hugging Face cache layout and loaded by the real loadin
 from __future__ import annotations
 
 import io
+import shutil
 
 import pytest
 from conftest import API, make_settings, wait_for
@@ -28,12 +29,23 @@ pytestmark = pytest.mark.filterwarnings(f"ignore:{NUMPY_COPY_WARNING}:Deprecatio
 
 TINY_KEY = "avatar-creator:tiny-test"
 TINY_REPO = "lumiku-test/tiny-sd"
+FOREIGN_KEY = "avatar-creator:foreign-sd"
+FOREIGN_REPO = "lumiku-test/foreign-sd"
 
 
 @pytest.fixture(scope="session")
 def tiny_cache(tmp_path_factory):
     cache = tmp_path_factory.mktemp("hf-cache")
     save_to_hf_cache(build_pipeline("tiny"), cache, repo_id=TINY_REPO)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def foreign_cache(tmp_path_factory):
+    """The tiny pipeline as another tool left it in the cache: no trees/<sha>.json listing (as
+    huggingface_hub wrote before 2026) and fp32 weights only, where the catalog asks for fp16."""
+    cache = tmp_path_factory.mktemp("foreign-hf-cache")
+    save_to_hf_cache(build_pipeline("tiny"), cache, repo_id=FOREIGN_REPO, tree_listing=False)
     return cache
 
 
@@ -68,6 +80,44 @@ def test_tiny_model_is_listed_as_installed(diffusion):
     assert models[TINY_KEY]["installed"] is True
     assert models["avatar-creator:sd-turbo"]["installed"] is False
     assert models["avatar-creator:sd-turbo"]["capabilities"]["recommended"] is True
+
+
+def test_a_pipeline_another_tool_cached_is_installed_and_generates_offline(
+    app_client, tmp_path, foreign_cache, monkeypatch
+):
+    force_hub_offline(monkeypatch)
+    client = app_client(
+        make_settings(tmp_path / "home", hf_cache_dir=str(foreign_cache), device="cpu")
+    )
+    add_to_catalog(FOREIGN_KEY, FOREIGN_REPO, variant="fp16", maxSize=128)
+    models = {m["key"]: m for m in client.get(f"{API}/models").json()["models"]}
+    assert models[FOREIGN_KEY]["installed"] is True
+    assert client.post(f"{API}/models/{FOREIGN_KEY}/download").status_code == 409  # no refetch
+    generation = client.generate(client.project(), modelKey=FOREIGN_KEY, count=2)["generation"]
+    done = client.wait_generation(generation["id"], timeout=60)
+    assert done["status"] == "completed", done
+    assert len({pixels(client, avatar) for avatar in done["avatars"]}) == 2
+
+
+def test_a_cached_pipeline_missing_a_components_weights_is_not_installed(
+    app_client, tmp_path, foreign_cache, monkeypatch
+):
+    force_hub_offline(monkeypatch)
+    cache = tmp_path / "hf-cache"
+    shutil.copytree(foreign_cache, cache, symlinks=True)
+    storage = cache / ("models--" + FOREIGN_REPO.replace("/", "--"))
+    (snapshot,) = (storage / "snapshots").iterdir()
+    (snapshot / "vae" / "diffusion_pytorch_model.safetensors").unlink()
+    client = app_client(make_settings(tmp_path / "home", hf_cache_dir=str(cache), device="cpu"))
+    add_to_catalog(FOREIGN_KEY, FOREIGN_REPO, variant="fp16", maxSize=128)
+    models = {m["key"]: m for m in client.get(f"{API}/models").json()["models"]}
+    assert models[FOREIGN_KEY]["installed"] is False
+    response = client.post(
+        f"{API}/projects/{client.project()}/avatars/generate",
+        json={"prompt": "x", "modelKey": FOREIGN_KEY},
+    )
+    assert response.status_code == 409 and "Download it" in response.json()["error"]["message"]
+    assert client.balance() == 1000
 
 
 def test_batch_of_four_distinct_and_reproducible_images(diffusion):

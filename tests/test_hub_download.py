@@ -432,6 +432,107 @@ def test_is_cached_and_remove_from_cache(hub, cache):
     assert remove_from_cache(REPO, cache_dir=cache) == 0
 
 
+# A cache another tool filled: huggingface_hub before 2026 wrote no trees/<sha>.json listing.
+PIPELINE_REPO = "acme/foreign-pipeline"
+PIPELINE = {
+    "model_index.json": json.dumps(
+        {
+            "_class_name": "StableDiffusionPipeline",
+            "_diffusers_version": "0.30.0",
+            "unet": ["diffusers", "UNet2DConditionModel"],
+            "text_encoder": ["transformers", "CLIPTextModel"],
+            "tokenizer": ["transformers", "CLIPTokenizer"],
+            "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+            "safety_checker": [None, None],
+            "requires_safety_checker": False,
+        }
+    ).encode(),
+    "unet/config.json": b"{}",
+    "unet/diffusion_pytorch_model.safetensors": b"u" * 1000,  # fp32 only: no .fp16 copy
+    "text_encoder/config.json": b"{}",
+    "text_encoder/model.safetensors.index.json": b"{}",
+    "text_encoder/model-00001-of-00002.safetensors": b"t" * 500,
+    "text_encoder/model-00002-of-00002.safetensors": b"e" * 500,
+    "tokenizer/tokenizer.json": b"{}",
+    "scheduler/scheduler_config.json": b"{}",
+}
+FP16 = functools.partial(diffusers_allow_patterns, variant="fp16")
+
+
+def foreign_cache(cache: Path, files: dict[str, bytes] = PIPELINE) -> Path:
+    from tiny_pipeline import write_hf_cache
+
+    snapshot = write_hf_cache(files, cache, PIPELINE_REPO, tree_listing=False)
+    assert not (storage(cache, PIPELINE_REPO) / "trees").exists()
+    return snapshot
+
+
+def foreign_is_cached(cache: Path, patterns=FP16) -> bool:
+    return is_cached(PIPELINE_REPO, cache_dir=cache, allow_patterns=patterns)
+
+
+def test_a_complete_snapshot_without_a_listing_is_cached(cache):
+    foreign_cache(cache)
+    assert foreign_is_cached(cache)  # fp32 weights where fp16 would have been picked
+    assert foreign_is_cached(cache, patterns=PATTERNS)
+    assert not foreign_is_cached(cache, patterns=["*.gguf"])  # matches nothing
+
+
+@pytest.mark.parametrize(
+    "missing",
+    [
+        "unet/diffusion_pytorch_model.safetensors",  # a model without its weights
+        "text_encoder/model-00002-of-00002.safetensors",  # a shard without its sibling
+        "tokenizer/tokenizer.json",  # a component of model_index.json without any file
+    ],
+)
+def test_a_snapshot_without_a_listing_missing_a_components_file_is_partial(cache, missing):
+    foreign_cache(cache, {path: data for path, data in PIPELINE.items() if path != missing})
+    assert not foreign_is_cached(cache)
+
+
+def test_a_link_to_a_missing_blob_is_partial(cache):
+    snapshot = foreign_cache(cache)
+    os.unlink((snapshot / "unet" / "diffusion_pytorch_model.safetensors").resolve())
+    assert not foreign_is_cached(cache)
+
+
+def test_an_unfinished_blob_makes_a_snapshot_without_a_listing_partial(cache):
+    foreign_cache(cache)
+    blobs = storage(cache, PIPELINE_REPO) / "blobs"
+    partial = blobs / f"{sha256(b'more weights')}.a1b2c3d4.incomplete"  # huggingface_hub's name
+    partial.write_bytes(b"more")
+    assert not foreign_is_cached(cache)
+    # one that a listing of another revision accounts for is that revision's business
+    other = "f" * 40
+    (storage(cache, PIPELINE_REPO) / "trees").mkdir()
+    listing = {"format_version": 1, "files": {"x.safetensors": {"size": 12, "blob_id": "b",
+               "lfs_sha256": sha256(b"more weights"), "lfs_size": 12}}}  # fmt: skip
+    (storage(cache, PIPELINE_REPO) / "trees" / f"{other}.json").write_text(json.dumps(listing))
+    assert foreign_is_cached(cache)
+
+
+def test_a_listing_that_names_missing_files_is_partial(cache):
+    snapshot = foreign_cache(cache)
+    sha = snapshot.name
+    files = {
+        path: {"size": len(data), "blob_id": "0" * 40}
+        for path, data in {**PIPELINE, "vae/config.json": b"{}"}.items()
+    }
+    (storage(cache, PIPELINE_REPO) / "trees").mkdir()
+    (storage(cache, PIPELINE_REPO) / "trees" / f"{sha}.json").write_text(
+        json.dumps({"format_version": 1, "files": files})
+    )
+    assert not foreign_is_cached(cache)
+
+
+def test_the_variant_is_told_from_the_file_names():
+    assert hub_download.has_variant(["unet/diffusion_pytorch_model.fp16.safetensors"], "fp16")
+    assert hub_download.has_variant(["te/model.fp16-00001-of-00002.safetensors"], "fp16")
+    assert not hub_download.has_variant(PIPELINE, "fp16")
+    assert not hub_download.has_variant(["unet/config.fp16.json"], "fp16")
+
+
 def test_offline_mode_uses_the_cache_and_never_the_network(hub, cache, monkeypatch):
     path = fetch(hub, cache)
     hub.clear_requests()

@@ -25,8 +25,10 @@ diffusers is imported, which itself takes ~4-5 s):
         refs/main                         the commit sha, no newline
         snapshots/<sha>/<path>            relative symlinks to ../../blobs/<etag> (real copies
                                           where the file system refuses symlinks)
-        trees/<sha>.json                  huggingface_hub's tree-listing cache, which diffusers
-                                          reads to check that a cached pipeline is complete
+        trees/<sha>.json                  huggingface_hub 2.4's tree-listing cache, which diffusers
+                                          reads to check that a cached pipeline is complete;
+                                          ``tree_listing=False`` leaves it out, as huggingface_hub
+                                          releases before 2026 did
 
 so ``DiffusionPipeline.from_pretrained(repo_id, cache_dir=..., local_files_only=True)`` loads it
 offline. ``tiny_model_files`` / ``pipeline_files`` give the same files as ``{path: bytes}`` and
@@ -321,11 +323,13 @@ def write_hf_cache(
     cache_dir: str | os.PathLike[str],
     repo_id: str = "lumiku-test/tiny-sd",
     revision_sha: str | None = None,
+    tree_listing: bool = True,
 ) -> Path:
     """Write ``{path: bytes}`` as model repo ``repo_id`` in the HF cache; return the snapshot path.
 
     ``revision_sha`` defaults to ``commit_sha(files)``; ``refs/main`` points at it. Writing a
     second revision of the same repo keeps the first snapshot and moves ``refs/main``.
+    ``tree_listing=False``: no ``trees/<sha>.json``, a cache as older huggingface_hub left it.
     """
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise ValueError(f"repo_id must look like 'org/name', got {repo_id!r}")
@@ -362,6 +366,8 @@ def write_hf_cache(
     refs = storage / "refs"
     refs.mkdir(exist_ok=True)
     (refs / "main").write_text(sha)
+    if not tree_listing:
+        return snapshot
     trees = storage / "trees"
     trees.mkdir(exist_ok=True)
     listing = {"format_version": 1, "files": tree}
@@ -374,12 +380,13 @@ def save_to_hf_cache(
     cache_dir: str | os.PathLike[str],
     repo_id: str = "lumiku-test/tiny-sd",
     revision_sha: str | None = None,
+    tree_listing: bool = True,
 ) -> Path:
     """Save ``pipeline`` in the HF cache layout under ``cache_dir``; return the snapshot path.
 
-    See ``write_hf_cache`` for the layout and the revision.
+    See ``write_hf_cache`` for the layout, the revision and the listing.
     """
-    return write_hf_cache(pipeline_files(pipeline), cache_dir, repo_id, revision_sha)
+    return write_hf_cache(pipeline_files(pipeline), cache_dir, repo_id, revision_sha, tree_listing)
 
 
 def add_to_catalog(

@@ -140,6 +140,8 @@ class DiffusersEngine:
         self._loaded: _LoadedPipeline | None = None
         self._idle_timer: threading.Timer | None = None
         self._installed: dict[tuple[str, ...], tuple[float, bool]] = {}
+        self._install_lock = threading.Lock()
+        self._install_epoch = 0  # bumped by forget_install_state: checks begun before are stale
         self.load_count = 0  # how many times a pipeline was read from disk (tests, bench)
 
     @property
@@ -149,8 +151,6 @@ class DiffusersEngine:
     # ------------------------------------------------------------ install state
 
     def is_installed(self, capabilities: dict[str, Any]) -> bool:
-        from .. import hub_download
-
         repo = capabilities.get("hfRepo")
         if not repo:
             return False
@@ -160,20 +160,52 @@ class DiffusersEngine:
             capabilities.get("loraRepo") or "",
             capabilities.get("loraWeightName") or "",
         )
-        checked_at, cached = self._installed.get(key, (0.0, False))
-        if time.monotonic() - checked_at > INSTALL_STATE_TTL:
-            cached = hub_download.is_cached(
-                repo, cache_dir=self.cache_dir, allow_patterns=allow_patterns(capabilities)
-            )
-            lora = capabilities.get("loraRepo")
-            if cached and lora:
-                cached = hub_download.is_cached(
-                    lora,
-                    cache_dir=self.cache_dir,
-                    allow_patterns=[capabilities.get("loraWeightName", "*.safetensors")],
-                )
-            self._installed[key] = (time.monotonic(), cached)
-        return cached
+        with self._install_lock:
+            checked_at, cached = self._installed.get(key, (0.0, False))
+            epoch = self._install_epoch
+        if time.monotonic() - checked_at <= INSTALL_STATE_TTL:
+            return cached
+        installed = self._check_installed(capabilities)
+        with self._install_lock:
+            # a download that finished (or files removed) while we looked makes this answer
+            # stale: it is returned to this caller only, never kept for the next one
+            if self._install_epoch == epoch:
+                self._installed[key] = (time.monotonic(), installed)
+        return installed
+
+    def _check_installed(self, capabilities: dict[str, Any]) -> bool:
+        from .. import hub_download
+
+        repo = capabilities["hfRepo"]
+        # the weights we would download, or the plain (fp32) ones another tool may have fetched
+        candidates = [allow_patterns(capabilities)]
+        if capabilities.get("variant"):
+            candidates.append(allow_patterns({**capabilities, "variant": None}))
+        if not any(
+            hub_download.is_cached(repo, cache_dir=self.cache_dir, allow_patterns=patterns)
+            for patterns in candidates
+        ):
+            return False
+        lora = capabilities.get("loraRepo")
+        return not lora or hub_download.is_cached(
+            lora,
+            cache_dir=self.cache_dir,
+            allow_patterns=[capabilities.get("loraWeightName", "*.safetensors")],
+        )
+
+    def _cached_variant(self, capabilities: dict[str, Any]) -> str | None:
+        """The catalog's variant (fp16) if the cache has it complete; None loads the plain
+        weights another tool may have fetched instead (diffusers refuses a variant it lacks)."""
+        from .. import hub_download
+
+        variant, repo = capabilities.get("variant"), capabilities["hfRepo"]
+        if not variant:
+            return None
+        files = hub_download.cached_files(repo, cache_dir=self.cache_dir)
+        complete = hub_download.is_cached(
+            repo, cache_dir=self.cache_dir, allow_patterns=allow_patterns(capabilities)
+        )
+        return variant if complete and hub_download.has_variant(files, variant) else None
 
     def unavailable_reason(self) -> str | None:
         """Why installed models cannot run here, or None."""
@@ -181,7 +213,9 @@ class DiffusersEngine:
 
     def forget_install_state(self) -> None:
         """Call after a download finishes or files are removed."""
-        self._installed.clear()
+        with self._install_lock:
+            self._install_epoch += 1
+            self._installed.clear()
 
     # ------------------------------------------------------------ pipeline cache
 
@@ -222,8 +256,8 @@ class DiffusersEngine:
             "local_files_only": True,  # installed means on disk: no network at generation time
             "dtype": getattr(torch, choice.dtype_name),
         }
-        if capabilities.get("variant"):
-            kwargs["variant"] = capabilities["variant"]
+        if variant := self._cached_variant(capabilities):
+            kwargs["variant"] = variant
         try:
             pipeline = DiffusionPipeline.from_pretrained(capabilities["hfRepo"], **kwargs)
         except (OSError, ValueError) as exc:

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from peewee import DatabaseProxy, SqliteDatabase
 
@@ -22,7 +23,7 @@ PRAGMAS = {
 
 
 class _Database(SqliteDatabase):
-    def execute_sql(self, sql, params=None):  # type: ignore[no-untyped-def]
+    def execute_sql(self, sql: str, params: Any = None) -> Any:
         if sql.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
             failpoints.hit("sqlite.write")  # where a full disk or a foreign lock would strike
         return super().execute_sql(sql, params)

@@ -30,6 +30,7 @@ class _Active:
     progress: hub_download.DownloadProgress | None = None
     published_at: float = 0.0
     stopping: bool = False  # cancelled by shutdown: stays `downloading`, resumes next start
+    finished: bool = False  # its final event went out: no progress event may follow it
 
 
 class DownloadManager:
@@ -41,6 +42,9 @@ class DownloadManager:
         self.engine = engine
         self._active: dict[str, _Active] = {}
         self._lock = threading.Lock()
+        # Download events are computed and published under this lock, so the last one out is
+        # the last one computed: a page never ends on a stale "downloading" or "not installed".
+        self._events_lock = threading.Lock()
 
     # ------------------------------------------------------------ commands
 
@@ -194,7 +198,7 @@ class DownloadManager:
                 with self._lock:
                     self._active.pop(active.model_key, None)
                 self.engine.forget_install_state()
-            self._publish(active.model_key)
+            self._publish(active.model_key, final_of=active)
 
     def _transfer(self, active: _Active, capabilities: dict[str, Any]) -> None:
         def on_progress(progress: hub_download.DownloadProgress) -> None:
@@ -203,23 +207,7 @@ class DownloadManager:
             now = time.monotonic()
             if now - active.published_at >= PUBLISH_EVERY:
                 active.published_at = now
-                total = progress.bytes_total or 1
-                self.runtime.publish(
-                    {
-                        "type": "download",
-                        "modelKey": active.model_key,
-                        "installed": False,
-                        "downloading": True,
-                        "progress": round(100.0 * progress.bytes_done / total, 1),
-                        "sizeBytes": progress.bytes_total,
-                        "download": {
-                            "status": "downloading",
-                            "bytesDone": progress.bytes_done,
-                            "bytesTotal": progress.bytes_total,
-                            "bytesPerSecond": round(progress.bytes_per_second, 1),
-                        },
-                    }
-                )
+                self._publish_progress(active, progress)
 
         common: dict[str, Any] = {
             "cache_dir": self.engine.cache_dir,
@@ -273,14 +261,38 @@ class DownloadManager:
             },
         }
 
-    def _publish(self, model_key: str) -> None:
-        model = AIModel.get_or_none(AIModel.key == model_key)
-        if model is None:
-            return
-        installed = self.engine.is_installed(model.capabilities)
-        self.runtime.publish(
-            {"type": "download", "modelKey": model_key, **self.state(model, installed)}
-        )
+    def _publish(self, model_key: str, final_of: _Active | None = None) -> None:
+        """The model's state as it is now; `final_of`: the last event of that download."""
+        with self._events_lock:
+            if final_of is not None:
+                final_of.finished = True
+            model = AIModel.get_or_none(AIModel.key == model_key)
+            if model is None:
+                return
+            installed = self.engine.is_installed(model.capabilities)
+            self.runtime.publish(
+                {"type": "download", "modelKey": model_key, **self.state(model, installed)}
+            )
+
+    def _publish_progress(self, active: _Active, progress: hub_download.DownloadProgress) -> None:
+        total = progress.bytes_total or 1
+        event = {
+            "type": "download",
+            "modelKey": active.model_key,
+            "installed": False,
+            "downloading": True,
+            "progress": round(100.0 * progress.bytes_done / total, 1),
+            "sizeBytes": progress.bytes_total,
+            "download": {
+                "status": "downloading",
+                "bytesDone": progress.bytes_done,
+                "bytesTotal": progress.bytes_total,
+                "bytesPerSecond": round(progress.bytes_per_second, 1),
+            },
+        }
+        with self._events_lock:
+            if not active.finished:  # a transfer thread late with its news: the end is out
+                self.runtime.publish(event)
 
 
 def _repos_of(capabilities: dict[str, Any]) -> list[str]:

@@ -27,6 +27,9 @@ Switches, per test::
         sha = server.add_repo("org/model", {"model_index.json": b"{}"}, gated=True)
         server.token = "hf_test"                  # the token that has access to gated repos
         server.drop_after_bytes["unet/w.safetensors"] = 1000  # once: send 1000 bytes, hang up
+        server.hold_after_bytes["unet/w.safetensors"] = 1000  # once: send 1000 bytes, then
+                                                  # only a trickle until server.release_holds()
+        server.holding.wait(10)                   # set once a response reached its hold point
         server.bytes_per_second = 1_000_000       # throttle every body (None: full speed)
         server.fail_next["config.json"] = 503     # once: answer this status for that file
         server.fail_when = lambda r: 503 if r.method == "HEAD" else None  # any rule, per request
@@ -36,8 +39,11 @@ Switches, per test::
         server.range_headers("unet/w.safetensors")  # Range headers of the GETs for that file
 
 File switches are keyed by the path in the repo and apply to whichever server sends the bytes
-(the CDN for LFS files); ``drop_after_bytes`` counts body bytes of that one response, so after a
-``Range`` request it counts from the range start. Unknown repos answer 401 ``RepoNotFound``
+(the CDN for LFS files); ``drop_after_bytes`` and ``hold_after_bytes`` count body bytes of that
+one response, so after a ``Range`` request they count from the range start. A held response keeps
+sending HOLD_TRICKLE bytes every HOLD_TICK seconds: the client stays in its read loop (a cancel is
+seen at the next chunk) but cannot finish the file before the test has seen what it waits for,
+however fast or slow the machine is. Unknown repos answer 401 ``RepoNotFound``
 without a token and 404 with one, as the real Hub does.
 
 Gated repos follow the real Hub: the metadata API stays public, file downloads answer 401
@@ -62,6 +68,8 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 # Files stored with Git LFS on the emulated Hub (by name), like .gitattributes does on the real one.
 LFS_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".onnx", ".msgpack", ".h5", ".gguf")
 LAST_MODIFIED = "2024-05-01T12:00:00.000Z"
+HOLD_TRICKLE = 64  # bytes a held response sends per tick: far too few to finish a file
+HOLD_TICK = 0.02  # seconds
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -133,6 +141,9 @@ class HubServer:
         self.repos: dict[str, Repo] = {}
         self.requests: list[RecordedRequest] = []
         self.drop_after_bytes: dict[str, int] = {}
+        self.hold_after_bytes: dict[str, int] = {}
+        self.holding = threading.Event()
+        self._release = threading.Event()
         self.fail_next: dict[str, int] = {}
         self.bytes_per_second: float | None = None
         self.fail_when: Callable[[RecordedRequest], int | None] | None = None
@@ -246,6 +257,14 @@ class HubServer:
             for r in list(self.requests)
             if r.method == "GET" and unquote(urlsplit(r.path).path).endswith("/" + filename)
         ]
+
+    def release_holds(self) -> None:
+        """Let held responses (and holds not reached yet, which are dropped) finish."""
+        with self._lock:
+            self.hold_after_bytes.clear()
+            release, self._release = self._release, threading.Event()
+            self.holding.clear()
+        release.set()
 
     def clear_requests(self) -> None:
         with self._lock:
@@ -630,10 +649,30 @@ class _Handler(BaseHTTPRequestHandler):
         drop = state._pop(state.drop_after_bytes, item.path)
         if drop is not None:
             body = body[:drop]
+        with state._lock:
+            hold = state.hold_after_bytes.pop(item.path, None)
+            release = state._release
+        if hold is not None:
+            self._write_body(body[:hold])
+            self.wfile.flush()
+            state.holding.set()
+            body = self._trickle(body[hold:], release)
+            if state._stopping.is_set():
+                self.close_connection = True
+                return
         self._write_body(body)
         if drop is not None:
             self.close_connection = True  # hang up with the body unfinished
             self.wfile.flush()
+
+    def _trickle(self, body: bytes, release: threading.Event) -> bytes:
+        """Send `body` a few bytes a tick until `release` is set; return what is left."""
+        state = self.server.state
+        while body and not release.wait(HOLD_TICK) and not state._stopping.is_set():
+            self.wfile.write(body[:HOLD_TRICKLE])
+            self.wfile.flush()
+            body = body[HOLD_TRICKLE:]
+        return body
 
     def _write_body(self, body: bytes) -> None:
         state = self.server.state

@@ -427,7 +427,8 @@ def test_models_page_downloads_with_live_progress_cancels_and_deletes(servers, u
     page, _ = ui
     with HubServer() as hub:
         hub.add_repo("lumiku-test/tiny-download", tiny_model_files())
-        hub.bytes_per_second = 400_000  # about 14 s for the tiny model: time to watch it
+        # held half-way until the test released it: time to watch and cancel, however busy
+        hub.hold_after_bytes["unet/diffusion_pytorch_model.safetensors"] = 1_000_000
         home = tmp_path / "home"
         server = Server(
             home,
@@ -452,7 +453,7 @@ def test_models_page_downloads_with_live_progress_cancels_and_deletes(servers, u
             expect(row).to_contain_text("downloaded earlier; downloading again resumes")
             expect(page.locator("#toasts")).to_contain_text("Download canceled")
 
-            hub.bytes_per_second = None
+            hub.release_holds()
             row.get_by_role("button", name="Download").click()
             expect(row).to_contain_text("Installed")  # the event stream refreshes the row
             row.get_by_role("button", name="Delete files").click()

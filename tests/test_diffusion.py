@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import threading
 
 import pytest
 from conftest import API, make_settings, wait_for
@@ -201,6 +202,40 @@ def test_cancel_mid_steps_refunds_the_batch(diffusion):
     assert final["creditRefunded"] == 6
     assert client.balance() == 1000
     assert ledger_problems() == []
+
+
+def test_a_step_that_lost_the_race_with_a_cancel_never_reaches_the_page(diffusion):
+    """The worker computes a step event, the cancel lands and is published, then the step goes
+    out: the event bus drops it, so what the page receives ends with `canceled`."""
+    client = diffusion(steps=5000)
+    runtime = client.app.state.runtime
+    publish = runtime.publish_fn
+    delivered: list[dict] = []
+    hold_steps, parked, canceled_out = threading.Event(), threading.Event(), threading.Event()
+
+    def publish_in_the_racing_order(event: dict) -> None:
+        if event.get("step") and hold_steps.is_set() and not parked.is_set():
+            parked.set()  # this step was computed while the job still ran ...
+            assert canceled_out.wait(30)  # ... and reaches the bus after the cancel
+        if publish(event) is not False:  # what subscribers get
+            delivered.append(event)
+        if event.get("status") == "canceled":
+            canceled_out.set()
+
+    runtime.publish_fn = publish_in_the_racing_order
+    generation = client.generate(client.project(), modelKey=TINY_KEY, count=2)["generation"]
+    wait_for(lambda: any(e.get("step") == "step 2 of 5000" for e in delivered), timeout=60)
+    hold_steps.set()
+    assert parked.wait(30)
+    assert client.post(f"{API}/generations/{generation['id']}/cancel").status_code == 200
+    wait_for(
+        lambda: (
+            client.get("/api/health/workers").json()["avatar-generator"]["processingCount"] == 0
+        ),
+        timeout=30,
+    )
+    mine = [e for e in delivered if e.get("id") == generation["id"]]
+    assert mine[-1]["status"] == "canceled", mine[-3:]
 
 
 def test_deadline_interrupts_the_pipeline_with_a_refund(diffusion):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 from conftest import API, make_settings, wait_for
@@ -12,7 +13,8 @@ from hub_server import HubServer
 from huggingface_hub import constants
 from tiny_pipeline import NUMPY_COPY_WARNING, add_to_catalog, tiny_model_files
 
-from lumiku_local import hub_download
+from lumiku_local import downloads, hub_download
+from lumiku_local.models import AIModel
 
 pytestmark = pytest.mark.filterwarnings(f"ignore:{NUMPY_COPY_WARNING}:DeprecationWarning")
 
@@ -63,13 +65,36 @@ def model(client, key=KEY):
     return next(m for m in client.get(f"{API}/models").json()["models"] if m["key"] == key)
 
 
-def test_download_shows_progress_then_generates_offline(studio, hub, tmp_path):
-    client = studio()
-    hub.bytes_per_second = 4_000_000  # ~1.5 s for the tiny model: progress is observable
+# The largest file of the tiny model; the emulator holds it mid-way (see HubServer.hold_after_bytes)
+# so a test sees a running download for as long as it needs, on a quiet or a busy machine.
+HELD = "unet/diffusion_pytorch_model.safetensors"
+HOLD_AT = 1_000_000  # of its 4 MB: the download is then about half done
+
+
+def capture_events(client) -> list[dict]:
+    """The download events of KEY, in the order they were published."""
     events: list[dict] = []
     runtime = client.app.state.runtime
     publish = runtime.publish_fn
     runtime.publish_fn = lambda event: (events.append(event), publish(event))
+    return events
+
+
+def mine(events: list[dict]) -> list[dict]:
+    return [e for e in list(events) if e["type"] == "download" and e["modelKey"] == KEY]
+
+
+def final_event(events: list[dict]) -> dict:
+    """Wait for the event that ends the download (downloading: false); check nothing followed."""
+    final = wait_for(lambda: next((e for e in mine(events) if not e["downloading"]), None))
+    assert mine(events)[-1] is final, "no event of a download may follow its final one"
+    return final
+
+
+def test_download_shows_progress_then_generates_offline(studio, hub, tmp_path):
+    client = studio()
+    hub.hold_after_bytes[HELD] = HOLD_AT
+    events = capture_events(client)
     before = model(client)
     assert before["installed"] is False and before["downloading"] is False
     assert (
@@ -87,19 +112,85 @@ def test_download_shows_progress_then_generates_offline(studio, hub, tmp_path):
             and 0 < m["progress"] < 100
             and m["download"]["bytesPerSecond"] > 0
             and m
-        )
+        ),
+        timeout=30,
     )
     assert seen["download"]["bytesTotal"] > seen["download"]["bytesDone"] > 0
+    # the same progress went out on /api/events
+    wait_for(lambda: any(0 < e["progress"] < 100 for e in mine(events)))
+    hub.release_holds()
     done = wait_for(lambda: (m := model(client))["installed"] and m, timeout=30)
     assert done["progress"] == 100.0 and done["download"]["status"] == "completed"
-    # the same progress went out on /api/events
-    mine = [e for e in events if e["type"] == "download" and e["modelKey"] == KEY]
-    assert any(0 < e["progress"] < 100 for e in mine) and mine[-1]["installed"] is True
+    final = final_event(events)
+    assert final["installed"] is True and final["download"]["status"] == "completed"
     snapshots = list((tmp_path / "hf-cache").glob("models--lumiku-test--tiny-download/snapshots/*"))
     assert len(snapshots) == 1  # the standard Hugging Face cache layout
     hub.stop()  # the Hub is gone: generating needs nothing from it
     generation = client.generate(client.project(), modelKey=KEY, count=2)["generation"]
     assert client.wait_generation(generation["id"], timeout=60)["status"] == "completed"
+
+
+def test_the_final_event_is_installed_though_a_check_raced_the_end(studio, hub, monkeypatch):
+    """A model-list request that checked the files just before the download ended, and answered
+    just after, must not make the final event (or the list) say "not installed"."""
+    client = studio()
+    engine = client.app.state.downloads.engine
+    hub.hold_after_bytes[HELD] = HOLD_AT
+    events = capture_events(client)
+    client.post(f"{API}/models/{KEY}/download")
+    wait_for(hub.holding.is_set, timeout=30)
+
+    checked, forgotten = threading.Event(), threading.Event()
+    real_is_cached = hub_download.is_cached
+
+    def slow_check(*args, **kwargs):
+        answer = real_is_cached(*args, **kwargs)  # False: the download is still running
+        if threading.current_thread() is racer:
+            checked.set()
+            assert forgotten.wait(30)  # ... and the answer comes back after the download ended
+        return answer
+
+    caps = AIModel.get_by_id(KEY).capabilities
+    racer = threading.Thread(target=engine.is_installed, args=(caps,))
+    engine.forget_install_state()  # the racer checks the files itself, not a remembered answer
+    monkeypatch.setattr(hub_download, "is_cached", slow_check)
+    racer.start()
+    assert checked.wait(30)
+
+    real_forget = engine.forget_install_state
+
+    def forget_then_let_the_racer_answer() -> None:
+        real_forget()
+        forgotten.set()
+        racer.join(30)
+
+    monkeypatch.setattr(engine, "forget_install_state", forget_then_let_the_racer_answer)
+    hub.release_holds()
+    final = final_event(events)
+    assert final["installed"] is True and final["progress"] == 100.0
+    assert model(client)["installed"] is True
+
+
+def test_a_late_progress_report_never_follows_the_final_event(studio, hub, monkeypatch):
+    """A transfer thread's progress that reaches the manager after the download ended (say one
+    that outlived a join) is dropped: the page keeps the final, installed state."""
+    monkeypatch.setattr(downloads, "PUBLISH_EVERY", 0.0)  # every report would be published
+    callbacks = []
+    real_download = hub_download.download_snapshot
+
+    def keep_callback(*args, **kwargs):
+        callbacks.append(kwargs["on_progress"])
+        return real_download(*args, **kwargs)
+
+    monkeypatch.setattr(hub_download, "download_snapshot", keep_callback)
+    client = studio()
+    events = capture_events(client)
+    client.post(f"{API}/models/{KEY}/download")
+    final = final_event(events)
+    assert final["installed"] is True
+    callbacks[0](hub_download.DownloadProgress(1, 2, 10.0, 0, 1))  # the late report
+    assert mine(events)[-1] is final
+    assert model(client)["installed"] is True
 
 
 def test_download_errors_are_4xx(studio):
@@ -112,15 +203,15 @@ def test_download_errors_are_4xx(studio):
 
 def test_cancel_keeps_the_partial_file_and_the_next_download_resumes(studio, hub):
     client = studio()
-    hub.bytes_per_second = 500_000
+    hub.hold_after_bytes[HELD] = HOLD_AT
     client.post(f"{API}/models/{KEY}/download")
-    wait_for(lambda: model(client)["progress"] > 10)
+    wait_for(lambda: model(client)["progress"] > 10, timeout=30)
     canceled = client.post(f"{API}/models/{KEY}/download/cancel")
     assert canceled.status_code == 200
     state = canceled.json()["model"]
     assert state["downloading"] is False and state["download"]["status"] == "canceled"
     assert 0 < state["progress"] < 100
-    hub.bytes_per_second = None
+    hub.release_holds()
     hub.clear_requests()
     client.post(f"{API}/models/{KEY}/download")
     wait_for(lambda: model(client)["installed"], timeout=30)
@@ -131,12 +222,12 @@ def test_cancel_keeps_the_partial_file_and_the_next_download_resumes(studio, hub
 
 def test_interrupted_download_resumes_after_a_restart(studio, hub, app_client):
     client = studio()
-    hub.bytes_per_second = 500_000
+    hub.hold_after_bytes[HELD] = HOLD_AT
     client.post(f"{API}/models/{KEY}/download")
-    wait_for(lambda: model(client)["progress"] > 10)
+    wait_for(lambda: model(client)["progress"] > 10, timeout=30)
     settings = client.app.state.runtime.settings
     client.__exit__(None, None, None)  # the app stops mid-download
-    hub.bytes_per_second = None
+    hub.release_holds()
     restarted = app_client(settings)
     assert model(restarted)["downloading"] is True  # picked up again at start
     done = wait_for(lambda: (m := model(restarted))["installed"] and m, timeout=30)

@@ -228,7 +228,7 @@
       const chosenStyle = $("input[name=style]:checked", form);
       if (chosenStyle) {
         $("[data-style-name]", form).textContent = chosenStyle.value;
-        $("[data-style-preview]", form).src = `/ui/styles/${encodeURIComponent(chosenStyle.value)}`;
+        $("[data-style-preview]", form).src = $("img", chosenStyle.closest("label")).src;
       }
     };
     form.addEventListener("input", update);

@@ -6,6 +6,7 @@ are committed under assets/styles/ by build/render_style_samples.py and only rea
 
 from __future__ import annotations
 
+import base64
 import functools
 import io
 from pathlib import Path
@@ -22,6 +23,10 @@ def file_name(style: str) -> str:
 
 def folder(assets: Path) -> Path:
     return assets / FOLDER
+
+
+def data_uri(webp: bytes) -> str:
+    return "data:image/webp;base64," + base64.b64encode(webp).decode("ascii")
 
 
 def render(style: str) -> bytes:

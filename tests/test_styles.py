@@ -21,9 +21,11 @@ SAMPLES = style_samples.folder(assets_dir())
 
 @pytest.fixture(autouse=True)
 def _fresh_sample_cache():
-    pages._style_webp.cache_clear()
+    pages._samples.clear()
+    pages._sample_uris.cache_clear()
     yield
-    pages._style_webp.cache_clear()
+    pages._samples.clear()
+    pages._sample_uris.cache_clear()
 
 
 def test_every_style_has_a_committed_sample_and_no_sample_lacks_a_style():
@@ -48,10 +50,21 @@ def test_the_build_script_agrees_the_samples_are_up_to_date():
     assert check.returncode == 0, check.stdout + check.stderr
 
 
-def test_the_picker_serves_every_sample_without_drawing_one(client, monkeypatch):
-    def no_drawing(*_):
-        raise AssertionError("a style sample was rendered on request")
+def no_drawing(*_):
+    raise AssertionError("a style sample was rendered on request")
 
+
+def test_the_picker_carries_every_sample_in_the_page_without_drawing_one(client, monkeypatch):
+    monkeypatch.setattr(DiceBearEngine, "render_png", no_drawing)
+    page = client.get(f"/projects/{client.project()}", headers={"accept": "text/html"}).text
+    grid = page[page.index('class="style-grid"') :]
+    for style in catalog.dicebear_styles():
+        webp = (SAMPLES / style_samples.file_name(style)).read_bytes()
+        assert f'src="{style_samples.data_uri(webp)}"' in grid, style  # no request at all
+    assert "/ui/styles/" not in grid
+
+
+def test_the_sample_route_serves_the_committed_files_without_drawing(client, monkeypatch):
     monkeypatch.setattr(DiceBearEngine, "render_png", no_drawing)
     for style in catalog.dicebear_styles():
         answer = client.get(f"/ui/styles/{style}")

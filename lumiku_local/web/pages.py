@@ -149,6 +149,7 @@ def project_page(state: State, project_id: FromPath[str]) -> Template:
     )
     models = [model for model in _models(state) if model["enabled"]]
     instant = next((m for m in models if m["key"] == catalog.INSTANT_MODEL_KEY), None)
+    styles = (instant or {}).get("capabilities", {}).get("styles", [])
     return _page(
         state,
         "project.html",
@@ -158,7 +159,8 @@ def project_page(state: State, project_id: FromPath[str]) -> Template:
         generations=shapes.generations_of(recent),
         models=models,
         chosen_model=_default_model(models),
-        styles=(instant or {}).get("capabilities", {}).get("styles", []),
+        styles=styles,
+        sample_src=_sample_uris(tuple(styles)),
         default_style=(instant or {}).get("capabilities", {}).get("defaultStyle"),
         presets=[shapes.preset(p) for p in AvatarPreset.select().order_by(AvatarPreset.sort_order)],
         personas=[
@@ -337,11 +339,26 @@ async def style_sample(style: FromPath[str]) -> Response[bytes]:
     """A small sample of a DiceBear style for the style picker (same seed for every style)."""
     if style not in _styles():
         raise NotFound(f"There is no style {style!r}.")
+    webp = _samples.get(style)
+    if webp is None:  # read once; after that no thread and no disk
+        webp = _samples[style] = await anyio.to_thread.run_sync(_style_webp, style)
     return Response(
-        await anyio.to_thread.run_sync(_style_webp, style),
-        media_type="image/webp",
-        headers={"Cache-Control": "public, max-age=604800"},
+        webp, media_type="image/webp", headers={"Cache-Control": "public, max-age=604800"}
     )
+
+
+_samples: dict[str, bytes] = {}
+
+
+@functools.lru_cache(maxsize=4)
+def _sample_uris(styles: tuple[str, ...]) -> dict[str, str]:
+    """The picker's samples inside the page (about 70 KB): 61 requests cost a cold browser
+    on a busy machine more than a second, none cost nothing."""
+    return {
+        style: style_samples.data_uri(_samples.get(style) or _style_webp(style))
+        for style in styles
+        if style in _styles()
+    }
 
 
 @functools.cache
@@ -349,7 +366,6 @@ def _styles() -> frozenset[str]:
     return frozenset(catalog.dicebear_styles())
 
 
-@functools.lru_cache(maxsize=128)
 def _style_webp(style: str) -> bytes:
     """The sample made at build time; one missing (a newer dicebear-styles) is drawn once."""
     from ..app import assets_dir

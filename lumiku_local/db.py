@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from peewee import DatabaseProxy, SqliteDatabase
+from playhouse.pool import PooledSqliteDatabase
 
 from . import failpoints
 
@@ -22,7 +23,13 @@ PRAGMAS = {
 }
 
 
-class _Database(SqliteDatabase):
+# A bound, not a target: requests take at most api.DATABASE_THREADS at once, each worker one
+# (kept) and each running job one more for its heartbeat.
+MAX_CONNECTIONS = 64
+STALE_SECONDS = 600  # a pooled connection is replaced when it is this old
+
+
+class _Database(PooledSqliteDatabase):
     def execute_sql(self, sql: str, params: Any = None) -> Any:
         if sql.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
             failpoints.hit("sqlite.write")  # where a full disk or a foreign lock would strike
@@ -33,15 +40,25 @@ def open_database(path: Path, busy_timeout: float = 10.0) -> SqliteDatabase:
     """Bind the proxy to the SQLite file at `path`; connections open per thread on demand.
 
     `busy_timeout`: seconds a write waits for another connection's write lock before failing.
+    Connections come from a pool: `connection()` takes one and gives it back, so a request
+    neither pays for opening one nor leaves one open on its thread.
     """
-    db = _Database(str(path), pragmas=PRAGMAS, timeout=busy_timeout, check_same_thread=False)
+    db = _Database(
+        str(path),
+        # first: the journal_mode pragma after it may already wait for a lock
+        pragmas={"busy_timeout": int(busy_timeout * 1000), **PRAGMAS},
+        max_connections=MAX_CONNECTIONS,
+        stale_timeout=STALE_SECONDS,
+        timeout=busy_timeout,  # the pool's: how long to wait for a free connection
+        check_same_thread=False,
+    )
     database.initialize(db)
     return db
 
 
 @contextmanager
 def connection() -> Iterator[None]:
-    """Open this thread's connection for a unit of work and close it afterwards."""
+    """Take a connection for this thread's unit of work and give it back to the pool after."""
     if not database.is_closed():
         yield
         return

@@ -19,6 +19,14 @@ def open_files(pid: int) -> int:
     return process.num_fds() if hasattr(process, "num_fds") else process.num_handles()
 
 
+def render_processes(pid: int) -> list[psutil.Process]:
+    return [
+        child
+        for child in psutil.Process(pid).children()
+        if "spawn_main" in " ".join(child.cmdline())
+    ]
+
+
 def test_bursts_of_clients_return_their_database_connections(tmp_path):
     server = Server(tmp_path / "home")
     try:
@@ -30,6 +38,7 @@ def test_bursts_of_clients_return_their_database_connections(tmp_path):
             "/api/me",
             "/projects",
             "/credits",
+            "/assets/app.css",  # static files take threads from the same pool, many at once
         ]
 
         def visit(start: threading.Barrier) -> None:
@@ -39,7 +48,19 @@ def test_bursts_of_clients_return_their_database_connections(tmp_path):
                     assert response.status == 200, path
                     response.read()
 
-        for path in paths:  # every route once, one at a time: what a quiet server keeps open
+        # a server in use: it has made images (its workers keep a connection each, its render
+        # processes are up) and served every route once
+        generation = server.request(
+            "POST", f"{API}/projects/{project_id}/avatars/generate", {"prompt": "warm", "count": 1}
+        )[1]["generation"]
+        wait_for(
+            lambda: (
+                server.get(f"{API}/generations/{generation['id']}")["generation"]["status"]
+                == "completed"
+            )
+        )
+        wait_for(lambda: len(render_processes(server.process.pid)) == 2)
+        for path in paths:
             with urllib.request.urlopen(server.url + path, timeout=30) as response:
                 response.read()
         at_start = open_files(server.process.pid)

@@ -6,18 +6,36 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
+import anyio
 import anyio.to_thread
+from anyio.lowlevel import RunVar
 
 from ..db import connection
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
+# Requests on the database at once. More threads gain nothing on SQLite under the GIL: they only
+# stretch every request and hold more connections, whose files SQLite keeps open while any other
+# connection of the process holds the database (it closes them when the last one goes).
+DATABASE_THREADS = 4
+_database_threads: RunVar[anyio.CapacityLimiter] = RunVar("lumiku_database_threads")
+
+
+def _limiter() -> anyio.CapacityLimiter:
+    """This event loop's limiter (each test app runs its own loop)."""
+    try:
+        return _database_threads.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(DATABASE_THREADS)
+        _database_threads.set(limiter)
+        return limiter
+
 
 async def in_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run `fn` in anyio's worker threads on a database connection opened for this call only.
+    """Run `fn` in a worker thread on a database connection opened for this call only.
 
-    The pool's threads outlive requests: a connection left open on each of them is three open
+    anyio's threads outlive requests: a connection left open on each of them is three open
     files (database, WAL, shared memory) per thread that nobody closes.
     """
 
@@ -25,7 +43,7 @@ async def in_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         with connection():
             return fn(*args, **kwargs)
 
-    return await anyio.to_thread.run_sync(call)
+    return await anyio.to_thread.run_sync(call, limiter=_limiter())
 
 
 def blocking(fn: Callable[P, T]) -> Callable[P, Awaitable[T]]:

@@ -21,11 +21,23 @@ What it measures, each printed against its target with PASS or FAIL:
    (125 generations of 8 on a fresh data folder, exactly the 1,000 starting credits).
 6. For information, no target: the round trip of a small GET on a reused keep-alive
    connection, as a browser makes it.
+7. Load: 50 clients at once for 30 s, each on its own keep-alive connection, GETting the
+   project list (of 560 projects), /api/me, a project, the /projects page and /health in turn
+   while one more keeps generating Instant batches of 4: p50/p95/p99, and the server's open
+   files before, right after and settled after; the same 50 clients on the hello-world.
+8. Style picker, cold: Chromium (Debian's, through Playwright) opens a project page of a server
+   that has just started, opens the style picker and presses Generate: from navigation start to
+   all 61 samples loaded and decoded (timed in the page), the Generate request's round trip
+   (the button is grey meanwhile) and click to the generation's completed event; then the same
+   again on the now warm server, in a fresh browser context (no cache).
+9. Instant throughput: batches of 8 queued at once on a server with 1 worker, then 2 (one
+   render process each): images per second, and the ratio.
 
 Run it from the repository root with the project's virtualenv active:
 
-    python bench/core.py            # the full run: about 2 minutes on 2 cores
+    python bench/core.py            # the full run: about 4 minutes on 2 cores
     python bench/core.py --quick    # a smoke run: fewer repetitions, 5 s instead of the idle minute
+    python bench/core.py --only load,picker,throughput   # some steps (names: see --help)
 
 Servers listen on 127.0.0.1 only and keep their data in temp folders; every subprocess is
 stopped on exit, Ctrl+C included. This is a benchmark, not a test: it exits 0 whatever the
@@ -72,6 +84,15 @@ TERMINAL = ("completed", "failed", "canceled")
 # GET reads rows, never images, and 64 px instead of 512 px cuts the fill from ~60 s to seconds.
 FILL_SIZE = 64
 KEEPALIVE_GETS = 20
+CHROMIUM = "/usr/bin/chromium"  # Debian's, as tests/browser.py drives it
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @dataclass(frozen=True)
@@ -86,6 +107,10 @@ class Plan:
     batches: int = 15
     fill_generations: int = 125  # of 8 images: 1,000 avatars for 1,000 credits
     project_gets: int = 100
+    load_clients: int = 50
+    load_seconds: float = 30.0
+    load_projects: int = 560  # as many as the probe that found the leak listed
+    throughput_batches: int = 8
 
 
 FULL = Plan()
@@ -97,6 +122,8 @@ QUICK = Plan(
     pickups_after_idle=5,
     batches=5,
     project_gets=30,
+    load_seconds=10.0,
+    throughput_batches=4,
 )
 
 
@@ -249,8 +276,11 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(kind: str, home: Path | None, work: Path) -> Iterator[Server]:
-    """Start `kind` ("lumiku" or "hello") on a free port, time it to the first 200, stop it."""
+def serve(
+    kind: str, home: Path | None, work: Path, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """Start `kind` ("lumiku" or "hello") on a free port, time it to the first 200, stop it.
+    `env`: LUMIKU_* settings for this server (e.g. LUMIKU_WORKERS)."""
     port = free_port()
     if kind == "lumiku":
         assert home is not None
@@ -264,7 +294,7 @@ def serve(kind: str, home: Path | None, work: Path) -> Iterator[Server]:
         proc = subprocess.Popen(
             argv,
             cwd=ROOT,
-            env=child_env(home, work),
+            env={**child_env(home, work), **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -675,7 +705,289 @@ def measure_project_read(plan: Plan, work: Path, report: Report) -> None:
     ]
 
 
+# ------------------------------------------------------------------ 7: 50 clients at once
+
+
+def open_files(pid: int) -> int:
+    process = psutil.Process(pid)
+    return process.num_fds() if hasattr(process, "num_fds") else process.num_handles()
+
+
+@dataclass
+class Load:
+    latencies: list[float]
+    errors: int
+    seconds: float
+
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+
+def hammer(port: int, paths: list[str], clients: int, seconds: float) -> Load:
+    """`clients` threads, each on its own keep-alive connection, GET the paths in turn."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+    start = threading.Barrier(clients + 1)
+    stop_at: list[float] = []
+
+    def client(n: int) -> None:
+        api = Api(port)
+        start.wait()
+        turn = n  # each client starts at another path, so all are busy from the first second
+        while time.monotonic() < stop_at[0]:
+            path = paths[turn % len(paths)]
+            turn += 1
+            try:
+                status, _, elapsed = api.raw("GET", path)
+            except (OSError, http.client.HTTPException):
+                errors[n] += 1
+                continue
+            errors[n] += status != 200
+            latencies[n].append(elapsed)
+        api.close()
+
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    stop_at.append(time.monotonic() + seconds)
+    began = time.perf_counter()
+    start.wait()
+    for thread in threads:
+        thread.join(seconds + 120)
+    return Load([t for per in latencies for t in per], sum(errors), time.perf_counter() - began)
+
+
+def keep_generating(port: int, project_id: str, stop: threading.Event) -> list[int]:
+    """A person at work during the load: batches of 4 Instant images, one after another."""
+    made: list[int] = []
+    with EventStream(port) as events:
+        api = Api(port)
+        while not stop.is_set():
+            events.wait(api.generate(project_id, count=4), timeout=120)
+            made.append(4)
+        api.close()
+    return made
+
+
+def measure_load(plan: Plan, work: Path, report: Report) -> None:
+    home = Path(tempfile.mkdtemp(prefix="home-", dir=work))
+    clients, seconds = plan.load_clients, plan.load_seconds
+    with serve("lumiku", home, work) as server:
+        api = Api(server.port)
+        progress(f"load: {plan.load_projects} projects, then {clients} clients for {seconds:.0f} s")
+        project_ids = [api.create_project(f"project {n}") for n in range(plan.load_projects)]
+        busy = project_ids[0]
+        paths = [f"{API}/projects", "/api/me", f"{API}/projects/{busy}", "/projects", "/health"]
+        for path in paths:  # every route once: what a quiet server keeps open after its first use
+            api.raw("GET", path)
+        api.close()
+        fds_before = open_files(server.proc.pid)
+        stop = threading.Event()
+        made: list[int] = []
+        generator = threading.Thread(
+            target=lambda: made.extend(keep_generating(server.port, busy, stop)), daemon=True
+        )
+        generator.start()
+        lumiku = hammer(server.port, paths, clients, seconds)
+        stop.set()
+        generator.join(120)
+        fds_after = open_files(server.proc.pid)
+        deadline = time.monotonic() + 10
+        while (fds_settled := open_files(server.proc.pid)) > fds_before + 10:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    progress(f"load: the same {clients} clients for {seconds:.0f} s on the hello-world")
+    with serve("hello", None, work) as hello:
+        baseline = hammer(hello.port, ["/health"], clients, seconds)
+
+    rows = report.section(
+        f"7. {clients} clients at once for {seconds:.0f} s, keep-alive GETs "
+        "(Lumiku: project list, /api/me, a project, /projects page, /health; "
+        "hello-world: /health)"
+    )
+    for pct in (50, 95, 99):
+        value = percentile(lumiku.latencies, pct)
+        target = ("<= 500 ms", value <= 0.500) if pct == 99 else ("", None)
+        rows.append(Row(f"Lumiku p{pct}", ms(value), target[0], target[1]))
+        rows.append(Row(f"  hello-world p{pct}", ms(percentile(baseline.latencies, pct))))
+    grown = fds_settled - fds_before
+    rows += [
+        Row("Lumiku requests/s (errors)", f"{lumiku.rate():.0f} ({lumiku.errors})"),
+        Row("  hello-world requests/s (errors)", f"{baseline.rate():.0f} ({baseline.errors})"),
+        Row("  Instant images made meanwhile (batches of 4)", f"{sum(made)}"),
+        Row("open files before the load", f"{fds_before}"),
+        Row("  right after the load", f"{fds_after}"),
+        Row(
+            "open files settled after (- before)",
+            f"{fds_settled} ({grown:+d})",
+            "<= +10",
+            grown <= 10,
+        ),
+    ]
+
+
+# ------------------------------------------------------------------ 8: the style picker, cold
+
+# In the page from its first moment: when every sample of the picker is loaded and decoded
+# (performance.now(), ms after navigation start), checked on each animation frame.
+SAMPLES_WATCH_JS = """
+window.__samplesShown = null;
+(function watch() {
+  const grid = [...document.querySelectorAll('.style-grid img')];
+  if (grid.length && grid.every((img) => img.complete && img.naturalWidth > 0)) {
+    window.__samplesShown = [performance.now(), grid.length];
+    return;
+  }
+  requestAnimationFrame(watch);
+})();
+"""
+PICKER_TIMES_JS = """() => {
+  const post = performance.getEntriesByType('resource').find((e) => e.name.endsWith('/generate'));
+  return {
+    shown: window.__samplesShown,
+    generate: post ? post.responseEnd - post.startTime : null,
+  };
+}"""
+
+
+@dataclass
+class PickerRound:
+    samples_s: float  # navigation start to every sample loaded and decoded
+    count: int
+    generate_post_s: float  # the Generate button's request (it is grey meanwhile)
+    generate_done_s: float  # click to the generation's completed event
+
+
+def picker_round(browser: Any, server: Server, events: EventStream, project_id: str) -> PickerRound:
+    from urllib.parse import urlsplit
+
+    context = browser.new_context(viewport={"width": 1280, "height": 2400})  # no cache yet
+    try:
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.add_init_script(SAMPLES_WATCH_JS)
+        page.goto(f"http://{HOST}:{server.port}/projects/{project_id}")
+        page.click("[data-styles] summary")  # opens the picker: its 61 lazy images load now
+        page.fill("#prompt", "bench: a style picker on a cold start")
+        with page.expect_response(
+            lambda r: r.request.method == "POST" and urlsplit(r.url).path.endswith("/generate")
+        ):
+            clicked = time.perf_counter()
+            page.click("#generate button[type=submit]")
+        assert server.home is not None
+        (generation_id,) = query(
+            server.home, "SELECT id FROM avatar_generation ORDER BY created_at DESC LIMIT 1"
+        )[0]
+        done = events.wait(generation_id, timeout=120) - clicked
+        page.wait_for_function("() => window.__samplesShown !== null")
+        times = page.evaluate(PICKER_TIMES_JS)
+    finally:
+        context.close()
+    shown_ms, count = times["shown"]
+    return PickerRound(shown_ms / 1000, count, (times["generate"] or 0) / 1000, done)
+
+
+def catalog_styles() -> list[str]:
+    sys.path.insert(0, str(ROOT))
+    from lumiku_local.catalog import dicebear_styles
+
+    return dicebear_styles()
+
+
+def warm_browser(browser: Any) -> None:
+    """One page with an image, a script and a stylesheet, so Chromium's own first-page costs
+    (processes, fonts, image decoders) are paid before the clock runs."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.set_content(
+            "<style>body{font:16px sans-serif}</style><script>1</script><p>warm</p>"
+            '<img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=">'
+        )
+    finally:
+        context.close()
+
+
+def measure_style_picker(plan: Plan, work: Path, report: Report) -> None:
+    from playwright.sync_api import sync_playwright
+
+    home = Path(tempfile.mkdtemp(prefix="home-", dir=work))
+    progress("style picker: a fresh server, the project page at once, then again warm")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            warm_browser(browser)  # the server's cold start is measured, not Chromium's
+            with serve("lumiku", home, work) as server, EventStream(server.port) as events:
+                api = Api(server.port)
+                project_id = api.create_project("style picker")
+                api.close()
+                cold = picker_round(browser, server, events, project_id)
+                warm = picker_round(browser, server, events, project_id)
+        finally:
+            browser.close()
+    rows = report.section(
+        "8. style picker: page load to every sample shown, and Generate meanwhile "
+        "(cold: the first page of a fresh server; warm: the same again, empty browser cache)"
+    )
+    rows += [
+        Row(
+            f"cold: all {cold.count} samples shown",
+            f"{cold.samples_s:.3f} s",
+            "<= 1.0 s",
+            cold.samples_s <= 1.0 and cold.count == len(catalog_styles()),
+        ),
+        Row(f"  warm: all {warm.count} samples shown", f"{warm.samples_s:.3f} s"),
+        Row("cold: Generate request round trip (button grey)", ms(cold.generate_post_s)),
+        Row("  warm: Generate request round trip", ms(warm.generate_post_s)),
+        Row("cold: Generate click to completed (4 images)", ms(cold.generate_done_s)),
+        Row("  warm: Generate click to completed", ms(warm.generate_done_s)),
+    ]
+
+
+# ------------------------------------------------------------------ 9: Instant, 1 worker vs 2
+
+
+def measure_throughput(plan: Plan, work: Path, report: Report) -> None:
+    rates: dict[int, float] = {}
+    images = plan.throughput_batches * 8
+    for workers in (1, 2):
+        home = Path(tempfile.mkdtemp(prefix="home-", dir=work))
+        progress(f"throughput: {plan.throughput_batches} batches of 8 with {workers} worker(s)")
+        env = {"LUMIKU_WORKERS": str(workers)}
+        with serve("lumiku", home, work, env) as server, EventStream(server.port) as events:
+            api = Api(server.port)
+            project_id = api.create_project("throughput")
+            # one job per worker first: every render process has started and loaded the style
+            for warming in [api.generate(project_id, count=1) for _ in range(workers)]:
+                events.wait(warming)
+            start = time.perf_counter()
+            ids = [api.generate(project_id, count=8) for _ in range(plan.throughput_batches)]
+            finished = max(events.wait(generation_id, timeout=600) for generation_id in ids)
+            rates[workers] = images / (finished - start)
+            api.close()
+    ratio = rates[2] / rates[1]
+    rows = report.section(
+        f"9. Instant throughput: {plan.throughput_batches} batches of 8 at 512 px, queued at once"
+    )
+    rows += [
+        Row("1 worker (1 render process)", f"{rates[1]:.1f} images/s"),
+        Row("2 workers (2 render processes)", f"{rates[2]:.1f} images/s"),
+        Row("ratio 2 workers / 1", f"{ratio:.2f}x", ">= 1.6x", ratio >= 1.6),
+    ]
+
+
 # ------------------------------------------------------------------ main
+
+
+STEPS: dict[str, Callable[[Plan, Path, Report], None]] = {
+    "starts": measure_starts,
+    "jobs": measure_jobs,
+    "project": measure_project_read,
+    "load": measure_load,
+    "picker": measure_style_picker,
+    "throughput": measure_throughput,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -683,8 +995,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="fewer repetitions and a 5 s idle wait instead of 60 s"
     )
+    parser.add_argument(
+        "--only",
+        help="comma-separated steps to run, of: " + ", ".join(STEPS) + " (default: all)",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    chosen = args.only.split(",") if args.only else list(STEPS)
+    if unknown := set(chosen) - set(STEPS):
+        parser.error(f"unknown steps: {', '.join(sorted(unknown))}")
     # SIGTERM unwinds like Ctrl+C does, so the finally blocks stop every server.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
@@ -701,11 +1020,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch: timed on the client from just before the POST to the completed SSE event",
     ]
     started = time.perf_counter()
-    steps: list[Callable[[Plan, Path, Report], None]] = [
-        measure_starts,
-        measure_jobs,
-        measure_project_read,
-    ]
+    steps = [STEPS[name] for name in chosen]
     with tempfile.TemporaryDirectory(prefix="lumiku-bench-", ignore_cleanup_errors=True) as tmp:
         work = Path(tmp)
         (work / "logs").mkdir()

@@ -17,7 +17,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
-from . import __version__, failpoints, generations, migrations, storage, web
+from . import __version__, data_folder, failpoints, generations, migrations, orphans, web
 from .api import admin, avatars, credits, events, health, models, projects, strict_input
 from .api import generations as generation_routes
 from .api import settings as settings_routes
@@ -32,7 +32,7 @@ from .engines.diffusers import DiffusersEngine
 from .errors import LumikuError
 from .events import EventBus
 from .machine_failures import FailureMemory, noticed
-from .models import Avatar, User
+from .models import User
 from .queue import JobQueue
 from .runtime import Runtime
 from .safety import ensure_access_token, guard
@@ -142,6 +142,7 @@ def _start(settings: Settings, state: State) -> None:
         failpoints.configure(settings.failpoints)
     settings.home.mkdir(parents=True, exist_ok=True)
     settings.files_dir.mkdir(exist_ok=True)
+    data_folder.check(settings)  # a lost or damaged database is never a silent first run
     open_database(settings.database_path, settings.busy_timeout_seconds)
     runtime: Runtime = state.runtime
     with connection():
@@ -149,11 +150,7 @@ def _start(settings: Settings, state: State) -> None:
         migrations.reseed_catalog()
         runtime.user_id = User.select().order_by(User.id).first().id
         state.downloads.resume_interrupted()
-        live = Avatar.select(Avatar.image_file, Avatar.thumbnail_file).where(
-            Avatar.deleted_at.is_null()
-        )
-        referenced = {name for pair in live.tuples() for name in pair}
-    storage.sweep(settings.files_dir, referenced)  # nothing is writing yet: orphans are garbage
+        orphans.sweep(settings.files_dir)  # nothing is writing yet; unnamed files are kept aside
     state.job_queue.start()
     # after start-up, so it does not compete with the first requests for the GIL
     warm_up = threading.Timer(WARM_UP_DELAY, _warm_up)

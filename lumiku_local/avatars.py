@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import storage
+from . import file_deletions, storage
 from .db import utcnow, write_transaction
 from .errors import InvalidInput, NotFound
 from .generations import live_project
@@ -37,11 +37,9 @@ def upload(runtime: Runtime, project_id: str, content: bytes, name: str | None) 
     prepared = storage.prepare_png(png, image)
     stored = storage.write(settings.files_dir, prepared)
     with write_transaction():
-        try:
-            project = live_project(project_id)
-        except NotFound:
-            storage.remove_unreferenced(settings.files_dir, stored)
-            raise
+        # a project deleted meanwhile raises NotFound; the file just written is then left to
+        # the start-up sweep (quarantined, never a row without its file)
+        project = live_project(project_id)
         storage.write(settings.files_dir, prepared)  # see storage.write
         avatar = Avatar.create(
             user=runtime.user_id,
@@ -75,7 +73,8 @@ def file_path(runtime: Runtime, avatar_id: str, thumbnail: bool) -> Path:
 
 
 def delete(runtime: Runtime, avatar_id: str) -> None:
-    """Soft-delete the row (it still counts as delivered) and remove its files."""
+    """Soft-delete the row (it still counts as delivered), then remove its files once that has
+    committed."""
     with write_transaction():
         avatar = get_live(avatar_id)
         avatar.deleted_at = utcnow()
@@ -86,4 +85,5 @@ def delete(runtime: Runtime, avatar_id: str) -> None:
             avatar=avatar,
             action="delete",
         )
-        storage.remove_unreferenced(runtime.settings.files_dir, avatar_files(avatar))
+        file_deletions.record([avatar_files(avatar)])
+    file_deletions.carry_out_quietly(runtime.settings.files_dir)

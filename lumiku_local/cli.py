@@ -45,6 +45,18 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--port", type=int, help="port (default 8765; 0 picks a free one)")
             sub.add_argument("--workers", type=int, help="generation worker threads (default 2)")
             sub.add_argument("--no-browser", action="store_true", help="do not open a browser")
+        if name == "doctor":
+            sub.add_argument(
+                "--repair",
+                action="store_true",
+                help="re-import quarantined images as the project 'Recovered images' "
+                "(and start a new database if it is missing, empty or damaged)",
+            )
+            sub.add_argument(
+                "--remove-orphans",
+                action="store_true",
+                help="delete the quarantined images that no avatar names",
+            )
         if name == "models":
             sub.add_argument("action", choices=("list", "pull", "rm"), nargs="?", default="list")
             sub.add_argument("key", nargs="?", help="model key, e.g. avatar-creator:sd-turbo")
@@ -69,17 +81,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lumiku: {exc}", file=sys.stderr)
         return 2
     if args.command == "doctor":
-        return doctor(settings)
+        return doctor(settings, repair=args.repair, remove_orphans=args.remove_orphans)
     if args.command == "models":
         from .model_cli import models_command
 
         return models_command(settings, args.action, args.key)
+    from .data_folder import DataFolderProblem, check
+
+    try:
+        check(settings)
+    except DataFolderProblem as exc:
+        return _fail(exc.message)
     return serve(settings)
 
 
-def doctor(settings: Settings) -> int:
-    from .doctor import run_checks
+def doctor(settings: Settings, repair: bool = False, remove_orphans: bool = False) -> int:
+    from .doctor import repair_data_folder, run_checks
 
+    if repair or remove_orphans:
+        from filelock import FileLock, Timeout
+
+        settings.home.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(settings.home / LOCK_FILE)  # the one a running server holds
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return _fail("Lumiku is running on this data folder; quit it first, then repair.")
+        try:
+            for line in repair_data_folder(settings, reimport=repair, remove=remove_orphans):
+                print(line)
+        finally:
+            lock.release()
     checks = run_checks(settings)
     for check in checks:
         print(f"[{'ok' if check.ok else 'FAIL'}] {check.name}: {check.detail}")

@@ -6,12 +6,12 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from peewee import DatabaseProxy, SqliteDatabase
 from playhouse.pool import PooledSqliteDatabase
 
-from . import failpoints
+from . import clock, failpoints
 
 database = DatabaseProxy()
 
@@ -69,14 +69,14 @@ def connection() -> Iterator[None]:
         database.close()
 
 
-def write_transaction():  # type: ignore[no-untyped-def]
+def write_transaction() -> Any:  # peewee's transaction context (atomic or savepoint)
     """A read-then-write transaction that takes the write lock up front (BEGIN IMMEDIATE)."""
     return database.atomic("IMMEDIATE")
 
 
 def utcnow() -> dt.datetime:
-    """Naive UTC: SQLite stores it as sortable text; the API adds the Z."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    """Naive UTC: SQLite stores it as sortable text; the API adds the Z. It may jump."""
+    return clock.utcnow()
 
 
 def iso(moment: dt.datetime | None) -> str | None:
@@ -85,3 +85,13 @@ def iso(moment: dt.datetime | None) -> str | None:
     if isinstance(moment, str):  # a value read back by raw SQL
         moment = dt.datetime.fromisoformat(moment)
     return moment.isoformat(timespec="milliseconds") + "Z"
+
+
+def tuples(query: Any) -> Iterator[tuple[Any, ...]]:
+    """The rows of a query as tuples: peewee's stubs type every row as a model instance."""
+    return cast(Iterator[tuple[Any, ...]], iter(query.tuples()))
+
+
+def dicts(query: Any) -> list[dict[str, Any]]:
+    """The rows of a query as dicts of field name to value (foreign keys as ids)."""
+    return cast(list[dict[str, Any]], list(query.dicts()))

@@ -6,15 +6,24 @@ import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from peewee import fn
 
-from . import hardware, storage
+from . import data_folder, hardware, orphans, storage
 from .config import Settings
-from .db import connection, open_database
+from .db import connection, open_database, tuples, utcnow
 from .generations import is_installed
 from .migrations import MIGRATIONS, Migration
-from .models import TERMINAL_STATUSES, AIModel, Avatar, AvatarGeneration, CreditLedger, User
+from .models import (
+    TERMINAL_STATUSES,
+    AIModel,
+    Avatar,
+    AvatarGeneration,
+    CreditLedger,
+    FileDeletion,
+    User,
+)
 
 
 @dataclass
@@ -35,26 +44,29 @@ def ledger_problems() -> list[str]:
         )
         if total != user.credit_balance:
             problems.append(f"user {user.id}: balance {user.credit_balance} != ledger sum {total}")
-    sums = {
+    sums: dict[tuple[str, str], int] = {
         (gid, kind): amount
-        for gid, kind, amount in CreditLedger.select(
-            CreditLedger.generation, CreditLedger.kind, fn.SUM(CreditLedger.amount)
+        for gid, kind, amount in tuples(
+            CreditLedger.select(
+                CreditLedger.generation, CreditLedger.kind, fn.SUM(CreditLedger.amount)
+            )
+            .where(CreditLedger.generation.is_null(False))
+            .group_by(CreditLedger.generation, CreditLedger.kind)
         )
-        .where(CreditLedger.generation.is_null(False))
-        .group_by(CreditLedger.generation, CreditLedger.kind)
-        .tuples()
     }
-    delivered = dict(
-        Avatar.select(Avatar.generation, fn.COUNT(fn.DISTINCT(Avatar.variation_key)))
-        .where(Avatar.generation.is_null(False))
-        .group_by(Avatar.generation)
-        .tuples()
+    delivered: dict[str, int] = dict(
+        tuples(
+            Avatar.select(Avatar.generation, fn.COUNT(fn.DISTINCT(Avatar.variation_key)))
+            .where(Avatar.generation.is_null(False))
+            .group_by(Avatar.generation)
+        )
     )
-    rows = dict(
-        Avatar.select(Avatar.generation, fn.COUNT(Avatar.id))
-        .where(Avatar.generation.is_null(False))
-        .group_by(Avatar.generation)
-        .tuples()
+    rows: dict[str, int] = dict(
+        tuples(
+            Avatar.select(Avatar.generation, fn.COUNT(Avatar.id))
+            .where(Avatar.generation.is_null(False))
+            .group_by(Avatar.generation)
+        )
     )
     for gen in AvatarGeneration.select():
         charged = gen.credit_cost * gen.count
@@ -120,8 +132,14 @@ def run_checks(settings: Settings) -> list[Check]:
         return checks
 
     def database() -> tuple[bool, str]:
-        if not settings.database_path.is_file():
+        state, detail = data_folder.database_state(settings.database_path)
+        if state == "missing" and not data_folder.image_count(settings):
             return False, f"{settings.database_path} is missing; start Lumiku once"
+        if state != "ok":
+            return False, (
+                f"{settings.database_path} is {state} ({detail}); restore it from a backup, "
+                "or run `lumiku doctor --repair` to start a new one and re-import the images"
+            )
         open_database(settings.database_path)
         with connection():
             from .db import database as db
@@ -181,6 +199,24 @@ def run_checks(settings: Settings) -> list[Check]:
                 return False, "; ".join(missing[:10])
             return True, f"{Avatar.select().where(Avatar.deleted_at.is_null()).count()} avatars"
 
+        def unnamed_files() -> tuple[bool, str]:
+            named = orphans.live_names()
+            pending = FileDeletion.select().count()
+            loose = sum(1 for n in storage.stored_names(settings.files_dir) if n not in named)
+            quarantined = orphans.quarantined_images(settings.files_dir)
+            parts = []
+            if quarantined:
+                parts.append(
+                    f"{len(quarantined)} image(s) no avatar names are kept in "
+                    f"{orphans.quarantine_dir(settings.files_dir)}: `lumiku doctor --repair` "
+                    "re-imports them, `lumiku doctor --remove-orphans` deletes them"
+                )
+            if loose:
+                parts.append(f"{loose} file(s) no avatar names (quarantined at the next start)")
+            if pending:
+                parts.append(f"{pending} file deletion(s) to finish at the next start")
+            return True, "; ".join(parts) or "none"
+
         def device() -> tuple[bool, str]:
             facts = hardware.report(settings.device, settings.hf_cache)
             if facts.get("problem"):
@@ -221,4 +257,44 @@ def run_checks(settings: Settings) -> list[Check]:
         check("queue", queue)
         check("ledger", ledger)
         check("files", files)
+        check("orphans", unnamed_files)
     return checks
+
+
+def repair_data_folder(settings: Settings, reimport: bool, remove: bool) -> list[str]:
+    """`lumiku doctor --repair` / `--remove-orphans`: what the user asked for, and nothing more."""
+    from .migrations import migrate
+
+    lines: list[str] = []
+    settings.files_dir.mkdir(parents=True, exist_ok=True)
+    state, detail = data_folder.database_state(settings.database_path)
+    if state != "ok" and not reimport:
+        return [f"the database is {state} ({detail}); --repair starts a new one"]
+    if state in ("damaged", "empty"):  # kept, not deleted: it may still be worth rescuing
+        stamp = utcnow().strftime("%Y%m%d-%H%M%S")
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{settings.database_path}{suffix}")
+            if source.exists() and source.stat().st_size:
+                kept = source.with_name(f"{source.name}.{state}-{stamp}")
+                os.replace(source, kept)
+                lines.append(f"set the {state} {source.name} aside as {kept}")
+            else:
+                source.unlink(missing_ok=True)
+    open_database(settings.database_path)
+    with connection():
+        applied = migrate()
+        if applied and state != "ok":
+            lines.append(f"started a new database {settings.database_path}")
+        report = orphans.sweep(settings.files_dir)
+        if report.quarantined:
+            lines.append(f"moved {report.quarantined} unnamed file(s) to the quarantine")
+        if reimport:
+            user_id = User.select(User.id).order_by(User.id).scalar()
+            count = orphans.reimport(settings.files_dir, user_id)
+            lines.append(
+                f"re-imported {count} image(s) into the project {orphans.RECOVERED_PROJECT!r}"
+            )
+        if remove:
+            count = orphans.remove_quarantine(settings.files_dir)
+            lines.append(f"deleted {count} quarantined file(s)")
+    return lines

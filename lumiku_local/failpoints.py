@@ -2,7 +2,8 @@
 
 Spec: `name=action[@N][*M]`, several joined by `;` or `,`.
 Actions: `error` (raise FailpointError), `crash` (the process dies at once, as under kill -9),
-`delay(S)` (sleep S seconds), `die` (kill the calling worker thread), and the machine's own
+`delay(S)` (sleep S seconds), `jump(S)` (move the wall clock by S seconds, as a wake from
+sleep or a clock set back would), `die` (kill the calling worker thread), and the machine's own
 failures, raised as the machine raises them: `sqlite_full` and `sqlite_locked` (SQLite's
 "database or disk is full" and "database is locked"), `enospc` (no space left on the disk),
 `eacces` (permission denied) and `erofs` (a read-only file system).
@@ -20,6 +21,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from . import clock
+
 KNOWN_POINTS = (
     "engine.generate",
     "storage.save",
@@ -28,10 +31,12 @@ KNOWN_POINTS = (
     "generation.enqueue",
     "worker.dequeue",
     "sqlite.write",
+    "files.delete",
 )
 
 _SPEC = re.compile(
-    r"^(?P<name>[a-z.]+)=(?P<action>error|crash|die|[a-z_]+|delay\((?P<seconds>[0-9.]+)\))"
+    r"^(?P<name>[a-z.]+)=(?P<action>error|crash|die|[a-z_]+|delay\((?P<seconds>[0-9.]+)\)"
+    r"|jump\((?P<jump>-?[0-9.]+)\))"
     r"(?:@(?P<start>\d+))?(?:\*(?P<limit>\d+))?$"
 )
 
@@ -76,16 +81,17 @@ def configure(spec: str) -> None:
         if (
             not match
             or match["name"] not in KNOWN_POINTS
-            or not (match["seconds"] or match["action"] in actions)
+            or not (match["seconds"] or match["jump"] or match["action"] in actions)
         ):
             raise ValueError(
                 f"bad failpoint {part!r}: use name=ACTION[@N][*M] with an action among "
-                f"{', '.join(actions)}, delay(S) and a name among {', '.join(KNOWN_POINTS)}"
+                f"{', '.join(actions)}, delay(S), jump(S) and a name among "
+                f"{', '.join(KNOWN_POINTS)}"
             )
-        action = "delay" if match["seconds"] else match["action"]
+        action = "delay" if match["seconds"] else "jump" if match["jump"] else match["action"]
         parsed[match["name"]] = _Failpoint(
             action=action,
-            seconds=float(match["seconds"] or 0),
+            seconds=float(match["seconds"] or match["jump"] or 0),
             start=int(match["start"] or 1),
             limit=int(match["limit"]) if match["limit"] else None,
         )
@@ -109,6 +115,8 @@ def hit(name: str) -> None:
         action, seconds = point.action, point.seconds
     if action == "delay":
         time.sleep(seconds)
+    elif action == "jump":
+        clock.jump(seconds)
     elif action == "error":
         raise FailpointError(f"failpoint {name} injected an error")
     elif action == "die":

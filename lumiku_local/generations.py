@@ -17,7 +17,7 @@ from peewee import IntegrityError, fn
 
 from . import credits, failpoints, storage
 from .catalog import TIER_ORDER
-from .db import database, utcnow, write_transaction
+from .db import database, tuples, utcnow, write_transaction
 from .engines import EngineJob, PermanentEngineError, Variation, engine_for
 from .errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from .models import (
@@ -36,6 +36,7 @@ log = logging.getLogger("lumiku.generations")
 MAX_COUNT = 8
 MAX_PROMPT = 2000
 MAX_SEED = 2**31 - 1
+CLOCK_SLACK_SECONDS = 1.0  # a retry this much further ahead than its backoff: the clock moved
 
 
 @dataclass(frozen=True)
@@ -238,8 +239,11 @@ def finish(
     status: str,
     error_message: str | None = None,
     claim_token: str | None = None,
+    attempts: int | None = None,
 ) -> bool:
-    """Move to a terminal state once, refunding what was charged and not delivered."""
+    """Move to a terminal state once, refunding what was charged and not delivered.
+
+    `attempts`: how many attempts failed, when the job ends because one did."""
     assert status in TERMINAL_STATUSES
     failpoints.hit("generation.finish")
     with write_transaction():
@@ -249,18 +253,17 @@ def finish(
         if claim_token is not None:
             condition &= AvatarGeneration.claim_token == claim_token
         now = utcnow()
-        changed = (
-            AvatarGeneration.update(
-                status=status,
-                completed_at=now,
-                updated_at=now,
-                error_message=error_message,
-                claim_token=None,
-                next_attempt_at=None,
-            )
-            .where(condition)
-            .execute()
-        )
+        values: dict[str, Any] = {
+            "status": status,
+            "completed_at": now,
+            "updated_at": now,
+            "error_message": error_message,
+            "claim_token": None,
+            "next_attempt_at": None,
+        }
+        if attempts is not None:
+            values["error_attempts"] = attempts
+        changed = AvatarGeneration.update(**values).where(condition).execute()
         if not changed:
             return False
         generation = AvatarGeneration.get_by_id(generation_id)
@@ -293,32 +296,54 @@ def cancel(runtime: Runtime, generation_id: str) -> AvatarGeneration:
 # ---------------------------------------------------------------- the worker side
 
 
+def backoff_seconds(runtime: Runtime, attempts: int) -> float:
+    """The wait before the next attempt, after `attempts` failed ones: it doubles each time."""
+    return runtime.settings.retry_backoff_seconds * 2 ** max(attempts - 1, 0)
+
+
+def retry_due(runtime: Runtime, generation: AvatarGeneration, now: dt.datetime) -> bool:
+    """A pending job may start: no retry is scheduled, its time has come, or the clock went back
+    (a retry further ahead than its own backoff was scheduled before the clock changed)."""
+    scheduled = generation.next_attempt_at
+    if scheduled is None or scheduled <= now:
+        return True
+    ahead = (scheduled - now).total_seconds()
+    return ahead > backoff_seconds(runtime, generation.error_attempts) + CLOCK_SLACK_SECONDS
+
+
+def lease_expired(runtime: Runtime, heartbeat_at: dt.datetime | None, now: dt.datetime) -> bool:
+    """No heartbeat within the lease; a heartbeat from the future (the clock went back) beyond
+    the lease is no proof of life either."""
+    if heartbeat_at is None:
+        return True
+    age = (now - heartbeat_at).total_seconds()
+    return not -runtime.settings.lease_seconds <= age <= runtime.settings.lease_seconds
+
+
 def claim(runtime: Runtime, generation_id: str) -> str | None:
-    """Take the job if it is pending, or processing under an expired lease or a dead boot."""
+    """Take the job if it is pending and due, or processing under an expired lease or a dead
+    boot; None when it is not this worker's to take."""
     token = uuid.uuid4().hex
     now = utcnow()
-    expired = now - dt.timedelta(seconds=runtime.settings.lease_seconds)
     with write_transaction():
-        generation = (
-            AvatarGeneration.select(AvatarGeneration, AIModel.deadline_seconds)
-            .join(AIModel)
-            .where(AvatarGeneration.id == generation_id)
-            .objects()
-            .first()
-        )
+        generation = AvatarGeneration.get_or_none(AvatarGeneration.id == generation_id)
         if generation is None:
             return None
-        due = AvatarGeneration.next_attempt_at.is_null() | (AvatarGeneration.next_attempt_at <= now)
-        claimable = ((AvatarGeneration.status == "pending") & due) | (
-            (AvatarGeneration.status == "processing")
-            & (
-                (AvatarGeneration.heartbeat_at < expired)
-                | (AvatarGeneration.boot_id != runtime.boot_id)
+        if generation.status == "pending":
+            if not retry_due(runtime, generation, now):
+                return None
+            claimable = AvatarGeneration.status == "pending"
+        elif generation.status == "processing":
+            if generation.boot_id == runtime.boot_id and (
+                generation_id in runtime.running
+                or not lease_expired(runtime, generation.heartbeat_at, now)
+            ):
+                return None  # a live worker of this process has it, or had it a moment ago
+            claimable = (AvatarGeneration.status == "processing") & (
+                AvatarGeneration.claim_token == generation.claim_token
             )
-        )
-        deadline_at = generation.deadline_at or now + dt.timedelta(
-            seconds=generation.deadline_seconds
-        )
+        else:
+            return None
         changed = (
             AvatarGeneration.update(
                 status="processing",
@@ -326,13 +351,14 @@ def claim(runtime: Runtime, generation_id: str) -> str | None:
                 claim_token=token,
                 heartbeat_at=now,
                 started_at=generation.started_at or now,
-                deadline_at=deadline_at,
                 updated_at=now,
                 next_attempt_at=None,
             )
             .where((AvatarGeneration.id == generation_id) & claimable)
             .execute()
         )
+        if changed:
+            runtime.running.add(generation_id)
     return token if changed else None
 
 
@@ -345,6 +371,10 @@ class _Worker:
         self.token = token
         self.settings = runtime.settings
         self.last_heartbeat = time.monotonic()
+        # the deadline counts running time: monotonic here, carried across restarts in the row
+        self.claimed_at = time.monotonic()
+        self.run_seconds_before = float(generation.run_seconds or 0)
+        self.deadline_seconds = float(generation.model.deadline_seconds)
         self.delivered = Avatar.select().where(Avatar.generation == generation.id).count()
         self.lost = False
         self.timed_out = False
@@ -365,7 +395,7 @@ class _Worker:
         self.heartbeat()
         if self.runtime.stopping.is_set():
             return True
-        if utcnow() >= self.generation.deadline_at:
+        if self.run_seconds() >= self.deadline_seconds:
             self.timed_out = True
             return True
         if not self.owned():
@@ -373,13 +403,17 @@ class _Worker:
             return True
         return False
 
+    def run_seconds(self) -> float:
+        """Time this generation has spent running, over every attempt and restart."""
+        return self.run_seconds_before + time.monotonic() - self.claimed_at
+
     def heartbeat(self, progress: float | None = None, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self.last_heartbeat < self.settings.heartbeat_seconds:
             return
         self.last_heartbeat = now
         self.runtime.touch()
-        values: dict[str, Any] = {"heartbeat_at": utcnow()}
+        values: dict[str, Any] = {"heartbeat_at": utcnow(), "run_seconds": self.run_seconds()}
         if progress is not None:
             values["progress"] = progress
         AvatarGeneration.update(**values).where(
@@ -426,9 +460,8 @@ class _Worker:
         failpoints.hit("generation.record")
         options = generation.options or {}
         with write_transaction():
-            if not self.owned():
+            if not self.owned():  # the file stays: whoever holds the job writes the same bytes
                 self.lost = True
-                storage.remove_unreferenced(self.settings.files_dir, stored)
                 raise _LostClaim()
             storage.write(self.settings.files_dir, prepared)  # see storage.write
             try:
@@ -469,9 +502,9 @@ class _Worker:
         model = generation.model
         done = {
             key
-            for (key,) in Avatar.select(Avatar.variation_key)
-            .where(Avatar.generation == generation.id)
-            .tuples()
+            for (key,) in tuples(
+                Avatar.select(Avatar.variation_key).where(Avatar.generation == generation.id)
+            )
         }
         base_seed = int(generation.options.get("seed", 0))
         self.pending_variations = [
@@ -501,8 +534,8 @@ class _Worker:
                     engine.generate(job, self.on_image, self.on_progress, self.cancelled)
         except _LostClaim:
             return
-        except PermanentEngineError as exc:
-            self._finish("failed", str(exc))
+        except PermanentEngineError as exc:  # retrying cannot help: fail at once
+            self._finish("failed", str(exc), attempts=generation.error_attempts + 1)
             return
         except Exception as exc:  # anything else is worth another attempt
             log.warning("generation %s attempt failed: %s", generation.id, exc)
@@ -527,8 +560,15 @@ class _Worker:
                 RuntimeError(f"the engine returned {self.delivered} of {generation.count} images")
             )
 
-    def _finish(self, status: str, message: str | None = None) -> None:
-        finish(self.runtime, self.generation.id, status, message, claim_token=self.token)
+    def _finish(self, status: str, message: str | None = None, attempts: int | None = None) -> None:
+        finish(
+            self.runtime,
+            self.generation.id,
+            status,
+            message,
+            claim_token=self.token,
+            attempts=attempts,
+        )
 
     def _attempt_failed(self, exc: Exception) -> None:
         """Schedule another attempt with exponential backoff, or fail with a refund."""
@@ -540,9 +580,10 @@ class _Worker:
                 "failed",
                 f"Generation failed after {attempts} attempts: {exc}. "
                 "Undelivered images were refunded; you can retry it.",
+                attempts=attempts,
             )
             return
-        delay = self.settings.retry_backoff_seconds * 2 ** (attempts - 1)
+        delay = backoff_seconds(self.runtime, attempts)
         with write_transaction():
             changed = (
                 AvatarGeneration.update(
@@ -552,6 +593,7 @@ class _Worker:
                     error_message=f"Attempt {attempts} of {max_attempts} failed: {exc}. Retrying.",
                     next_attempt_at=utcnow() + dt.timedelta(seconds=delay),
                     updated_at=utcnow(),
+                    run_seconds=self.run_seconds(),
                 )
                 .where(
                     (AvatarGeneration.id == generation.id)
@@ -570,8 +612,11 @@ def run_generation(runtime: Runtime, generation_id: str) -> None:
     token = claim(runtime, generation_id)
     if token is None:
         return
-    generation = AvatarGeneration.get_by_id(generation_id)
-    _Worker(runtime, generation, token).run()
+    try:
+        generation = AvatarGeneration.get_by_id(generation_id)
+        _Worker(runtime, generation, token).run()
+    finally:
+        runtime.running.discard(generation_id)
 
 
 def _avatar_name(generation: AvatarGeneration, variation: Variation) -> str:
@@ -587,24 +632,24 @@ def _avatar_name(generation: AvatarGeneration, variation: Variation) -> str:
 def reconcile(runtime: Runtime, queued_ids: set[str]) -> list[str]:
     """Put unfinished work back in the queue: the database, not the queue, is the truth."""
     now = utcnow()
-    expired = now - dt.timedelta(seconds=runtime.settings.lease_seconds)
     rows = AvatarGeneration.select(
         AvatarGeneration.id,
         AvatarGeneration.status,
         AvatarGeneration.next_attempt_at,
+        AvatarGeneration.error_attempts,
         AvatarGeneration.heartbeat_at,
         AvatarGeneration.boot_id,
     ).where(AvatarGeneration.status.in_(("pending", "processing")))
     enqueued = []
     for row in rows:
         if row.id in queued_ids:
-            continue
-        if row.status == "pending" and row.next_attempt_at and row.next_attempt_at > now:
-            continue  # its retry is scheduled
+            continue  # waiting in the queue, or for its retry
+        if row.status == "pending" and not retry_due(runtime, row, now):
+            continue  # its retry is scheduled (before a restart: no timer waits for it)
         if (
             row.status == "processing"
             and row.boot_id == runtime.boot_id
-            and (row.heartbeat_at and row.heartbeat_at >= expired)
+            and (row.id in runtime.running or not lease_expired(runtime, row.heartbeat_at, now))
         ):
             continue  # a live worker of this process has it
         runtime.enqueue(row.id)
@@ -631,9 +676,7 @@ def generation_event(generation: AvatarGeneration) -> dict[str, Any]:
 
 
 def counts_by_status() -> dict[str, int]:
-    rows = (
-        AvatarGeneration.select(AvatarGeneration.status, fn.COUNT(AvatarGeneration.id))
-        .group_by(AvatarGeneration.status)
-        .tuples()
+    rows = AvatarGeneration.select(AvatarGeneration.status, fn.COUNT(AvatarGeneration.id)).group_by(
+        AvatarGeneration.status
     )
-    return dict(rows)
+    return dict(tuples(rows))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from peewee import CharField, DateTimeField, Model
+from peewee import CharField, DateTimeField, DoubleField, Model
 
 from . import catalog
 from .db import database, utcnow, write_transaction
@@ -13,6 +13,7 @@ from .models import (
     AIModel,
     AvatarPreset,
     CreditLedger,
+    FileDeletion,
     ModelDownload,
     PersonaExample,
     User,
@@ -100,6 +101,22 @@ def m006_model_downloads() -> None:
     database.create_tables([ModelDownload])
 
 
+def m007_file_deletions() -> None:
+    """Record file deletions, so files are removed only after their rows commit as deleted."""
+    database.create_tables([FileDeletion])
+
+
+def m008_generation_run_seconds() -> None:
+    """Deadlines count running time (clock jumps cannot fail or stall a job): a column for it."""
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as apply
+
+    if "run_seconds" in {column.name for column in database.get_columns("avatar_generation")}:
+        return  # a database whose m001 already made today's tables
+    migrator = SchemaMigrator.from_database(database.obj)
+    apply(migrator.add_column("avatar_generation", "run_seconds", DoubleField(default=0.0)))
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     m001_initial_schema,
     m002_local_user,
@@ -107,6 +124,8 @@ MIGRATIONS: list[Callable[[], None]] = [
     m004_seed_presets_and_personas,
     m005_diffusers_capabilities,
     m006_model_downloads,
+    m007_file_deletions,
+    m008_generation_run_seconds,
 ]
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 from peewee import (
+    AutoField,
     BooleanField,
     CharField,
     DateTimeField,
+    DoubleField,
     FloatField,
     ForeignKeyField,
     IntegerField,
@@ -33,6 +36,8 @@ class BaseModel(Model):
 
 
 class User(BaseModel):
+    if TYPE_CHECKING:  # set by Peewee: the primary key and the foreign keys' ids
+        id: AutoField[int]
     name = CharField()
     credit_balance = IntegerField(default=0)
     created_at = DateTimeField(default=utcnow)
@@ -58,6 +63,8 @@ class AIModel(BaseModel):
 
 
 class AvatarPreset(BaseModel):
+    if TYPE_CHECKING:  # set by Peewee: the primary key and the foreign keys' ids
+        id: AutoField[int]
     slug = CharField(unique=True)
     name = CharField()
     category = CharField()
@@ -68,6 +75,8 @@ class AvatarPreset(BaseModel):
 
 
 class PersonaExample(BaseModel):
+    if TYPE_CHECKING:  # set by Peewee: the primary key and the foreign keys' ids
+        id: AutoField[int]
     slug = CharField(unique=True)
     name = CharField()
     persona_name = CharField()
@@ -79,6 +88,8 @@ class PersonaExample(BaseModel):
 
 
 class AvatarProject(BaseModel):
+    if TYPE_CHECKING:  # set by Peewee: the primary key and the foreign keys' ids
+        user_id: IntegerField[int]
     id = CharField(primary_key=True, default=new_id)
     user = ForeignKeyField(User, backref="projects")
     name = CharField()
@@ -89,6 +100,11 @@ class AvatarProject(BaseModel):
 
 
 class AvatarGeneration(BaseModel):
+    if TYPE_CHECKING:  # set by Peewee: the primary key and the foreign keys' ids
+        user_id: IntegerField[int]
+        project_id: CharField[str]
+        model_id: CharField[str]
+        retried_from_id: CharField[str | None]
     id = CharField(primary_key=True, default=new_id)
     user = ForeignKeyField(User, backref="generations")
     project = ForeignKeyField(AvatarProject, backref="generations")
@@ -107,7 +123,10 @@ class AvatarGeneration(BaseModel):
     boot_id = CharField(null=True)
     claim_token = CharField(null=True)
     heartbeat_at = DateTimeField(null=True)
-    deadline_at = DateTimeField(null=True)
+    deadline_at = DateTimeField(null=True)  # unused since m008: see run_seconds
+    # seconds spent running, over every attempt and restart: the deadline counts this, not the
+    # wall clock, which jumps when a laptop wakes or the clock is set back
+    run_seconds = DoubleField(default=0.0)
     started_at = DateTimeField(null=True)
     completed_at = DateTimeField(null=True, index=True)
     created_at = DateTimeField(default=utcnow, index=True)
@@ -119,6 +138,10 @@ class AvatarGeneration(BaseModel):
 
 
 class Avatar(BaseModel):
+    if TYPE_CHECKING:  # set by Peewee: the primary key and the foreign keys' ids
+        user_id: IntegerField[int]
+        project_id: CharField[str]
+        generation_id: CharField[str | None]
     id = CharField(primary_key=True, default=new_id)
     user = ForeignKeyField(User, backref="avatars")
     project = ForeignKeyField(AvatarProject, backref="avatars", index=True)
@@ -143,6 +166,10 @@ class Avatar(BaseModel):
 
 
 class CreditLedger(BaseModel):
+    if TYPE_CHECKING:  # set by Peewee: the primary key and the foreign keys' ids
+        id: AutoField[int]
+        user_id: IntegerField[int]
+        generation_id: CharField[str | None]
     user = ForeignKeyField(User, backref="ledger")
     kind = CharField()  # "grant", "debit" or "refund"
     amount = IntegerField()
@@ -157,6 +184,8 @@ class CreditLedger(BaseModel):
 
 
 class AvatarUsageHistory(BaseModel):
+    if TYPE_CHECKING:  # set by Peewee: the primary key and the foreign keys' ids
+        id: AutoField[int]
     user = ForeignKeyField(User, backref="usage")
     project = ForeignKeyField(AvatarProject, null=True, backref="usage")
     avatar = ForeignKeyField(Avatar, null=True, backref="usage")
@@ -184,6 +213,20 @@ class ModelDownload(BaseModel):
 
     class Meta:
         table_name = "model_download"
+
+
+class FileDeletion(BaseModel):
+    """A file let go of by a committed transaction, to be removed from the files folder.
+
+    Recorded in the transaction that soft-deletes the rows naming the file and carried out after
+    it commits, so a crash in between leaves a file to remove, never a row without its file.
+    """
+
+    name = CharField(primary_key=True)  # a stored name such as "ab/abcd….png"
+    recorded_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "file_deletion"
 
 
 ALL_MODELS = [

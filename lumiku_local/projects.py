@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from peewee import JOIN, fn
 
-from . import generations, storage
-from .db import utcnow, write_transaction
+from . import file_deletions, generations, storage
+from .db import dicts, tuples, utcnow, write_transaction
 from .errors import InvalidInput
 from .models import UNFINISHED_STATUSES, Avatar, AvatarGeneration, AvatarProject
 from .runtime import Runtime
@@ -97,7 +97,7 @@ def list_live(runtime: Runtime, limit: int = PAGE_SIZE, cursor: str | None = Non
         .order_by(AvatarProject.updated_at.desc(), AvatarProject.id.desc())
         .limit(limit + 1)  # one more tells whether another page follows
     )
-    rows = [(project, project.avatar_count) for project in query]
+    rows = [(project, getattr(project, "avatar_count")) for project in query]  # noqa: B009
     more = len(rows) > limit
     rows = rows[:limit]
     return ProjectPage(rows, _cursor(rows[-1][0]) if more else None)
@@ -105,16 +105,16 @@ def list_live(runtime: Runtime, limit: int = PAGE_SIZE, cursor: str | None = Non
 
 def live_avatars(project_id: str) -> list[dict]:
     """Rows as dicts (field names, foreign keys as ids): a gallery can hold thousands."""
-    return list(
+    return dicts(
         Avatar.select()
         .where((Avatar.project == project_id) & Avatar.deleted_at.is_null())
         .order_by(Avatar.created_at.desc())
-        .dicts()
     )
 
 
 def delete(runtime: Runtime, project_id: str) -> None:
-    """Soft-delete the project, finish its unfinished generations with refunds, remove files."""
+    """Soft-delete the project, finish its unfinished generations with refunds, then remove
+    its files once that has committed."""
     # One transaction: a generate request either commits before (and is canceled here) or
     # after (and finds the project gone); none can slip in between.
     with write_transaction():
@@ -141,8 +141,9 @@ def delete(runtime: Runtime, project_id: str) -> None:
         Avatar.update(deleted_at=now).where(
             (Avatar.project == project.id) & Avatar.deleted_at.is_null()
         ).execute()
-        for avatar in doomed:
-            storage.remove_unreferenced(runtime.settings.files_dir, avatar_files(avatar))
+        file_deletions.record(avatar_files(avatar) for avatar in doomed)
+    # files only after the rows are committed as deleted: a crash here leaves files to remove
+    file_deletions.carry_out_quietly(runtime.settings.files_dir)
 
 
 def avatar_files(avatar: Avatar | dict) -> storage.StoredImage:
@@ -172,9 +173,8 @@ def cover_thumbnails(project_ids: list[str], per_project: int = 4) -> dict[str, 
         Avatar.select(ranked.c.id, ranked.c.project_id)
         .from_(ranked)
         .where(ranked.c.rank <= per_project)
-        .tuples()
     )
     covers: dict[str, list[str]] = {}
-    for avatar_id, project_id in query:
+    for avatar_id, project_id in tuples(query):
         covers.setdefault(project_id, []).append(avatar_id)
     return covers

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from huey import Huey
 from huey.consumer import Consumer
@@ -31,13 +32,13 @@ class WakingSqliteStorage(SqliteStorage):
 
     blocking = True
 
-    def __init__(self, *args, wake_timeout: float = 1.0, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, wake_timeout: float = 1.0, **kwargs: Any) -> None:
         self.wake_timeout = wake_timeout
         self._wake = threading.Semaphore(0)
         self.polled_at: dict[str, float] = {}
         super().__init__(*args, **kwargs)
 
-    def _create_connection(self):  # type: ignore[no-untyped-def]
+    def _create_connection(self) -> Any:
         conn = super()._create_connection()
         # WAL + NORMAL cannot corrupt; a lost last enqueue is re-made by the reconciler
         conn.execute("pragma synchronous=NORMAL")
@@ -112,25 +113,52 @@ class JobQueue:
         self._supervisor: threading.Thread | None = None
         self.dead_since: dict[str, float] = {}
         self.reconciled_at: float | None = None
+        self._timers: dict[str, threading.Timer] = {}
+        self._timers_lock = threading.Lock()
 
     # -- producer side
 
     def enqueue(self, generation_id: str, delay: float | None = None) -> None:
-        if delay:
-            self.task.schedule((generation_id,), delay=delay)
-        else:
+        """Queue the job now, or after `delay` seconds of monotonic time.
+
+        A delayed job waits on a timer, not in Huey's schedule: Huey compares the wall clock,
+        so a clock set back an hour would hold a retry for an hour. The row's next_attempt_at
+        is the record that survives a restart (the reconciler enqueues it when due).
+        """
+        if not delay:
             self.task(generation_id)
+            return
+        timer = threading.Timer(delay, self._enqueue_due, args=(generation_id,))
+        timer.daemon = True
+        with self._timers_lock:
+            self._timers[generation_id] = timer
+        timer.start()
+
+    def _enqueue_due(self, generation_id: str) -> None:
+        with self._timers_lock:
+            self._timers.pop(generation_id, None)
+        if self._stop.is_set():
+            return  # pending in the database: the next start enqueues it
+        try:
+            self.task(generation_id)
+        except Exception:
+            log.exception("could not enqueue the retry of %s; the reconciler will", generation_id)
 
     def queued_generation_ids(self) -> set[str]:
-        """Ids with a task waiting in the queue or the schedule (a cheap read of queue.db)."""
+        """Ids with a task waiting in the queue or the schedule (a cheap read of queue.db), or
+        on a retry timer."""
         ids = set()
         for task in self.huey.pending() + self.huey.scheduled():
             if task.args:
                 ids.add(task.args[0])
+        with self._timers_lock:
+            ids.update(self._timers)
         return ids
 
     def queue_length(self) -> int:
-        return self.storage.queue_size() + self.storage.schedule_size()
+        with self._timers_lock:
+            waiting = len(self._timers)
+        return self.storage.queue_size() + self.storage.schedule_size() + waiting
 
     # -- consumer side
 
@@ -154,6 +182,10 @@ class JobQueue:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop gracefully: running jobs finish their current image, queued work stays queued."""
         self._stop.set()
+        with self._timers_lock:
+            for timer in self._timers.values():
+                timer.cancel()
+            self._timers.clear()
         if self.consumer is not None:
             self.consumer.stop_flag.set()
             self.storage.wake_all(self.settings.workers)

@@ -18,8 +18,11 @@ class Runtime:
     user_id: int = 0
     boot_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     enqueue_fn: Callable[[str, float | None], None] | None = None
-    publish_fn: Callable[[dict[str, Any]], None] | None = None
+    publish_fn: Callable[[dict[str, Any]], object] | None = None
     last_heartbeat: float = field(default_factory=time.time)
+    # generations a worker thread of this process is running now: never taken from it, even
+    # when a clock jump makes its heartbeat look stale
+    running: set[str] = field(default_factory=set)
     # set when the server stops: running jobs pause at the next image or step and stay
     # `processing`, so the next start resumes them (another boot id)
     stopping: threading.Event = field(default_factory=threading.Event)

@@ -9,6 +9,7 @@ import os
 import re
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -91,7 +92,8 @@ def write(files_dir: Path, prepared: PreparedImage) -> StoredImage:
 
     Identical content shares one file, so call this once before the row's write transaction
     (the slow, fsynced write) and again inside it, right before inserting the row: a delete of
-    an identical avatar, which unlinks inside its own write transaction, may have removed them.
+    an identical avatar, whose files are unlinked inside a write transaction after its own
+    commit (file_deletions.carry_out), may have removed them.
     """
     _write_atomically(files_dir, prepared.stored.thumbnail_file, prepared.thumbnail)
     _write_atomically(files_dir, prepared.stored.image_file, prepared.png)
@@ -160,37 +162,23 @@ def decode_upload(content: bytes, max_bytes: int, max_pixels: int) -> tuple[byte
     return out.getvalue(), image
 
 
-def remove(files_dir: Path, names: list[str]) -> None:
-    for name in names:
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            resolve(files_dir, name).unlink()
+def stored_names(files_dir: Path) -> Iterator[str]:
+    """Every content-addressed name in the files folder (not temp files, not the quarantine)."""
+    if not files_dir.is_dir():
+        return
+    for path in files_dir.glob("??/*"):
+        name = path.relative_to(files_dir).as_posix()
+        if _NAME.match(name):
+            yield name
 
 
-def sweep(files_dir: Path, referenced: set[str]) -> int:
-    """Delete temp files and files no avatar row references; return how many went."""
+def sweep_temp(files_dir: Path) -> int:
+    """Delete temp files left by a crash mid-write (ours by name); return how many went."""
     removed = 0
     if not files_dir.is_dir():
         return 0
-    for path in files_dir.glob("*/*"):
-        name = path.relative_to(files_dir).as_posix()
-        if path.suffix == ".tmp" or (_NAME.match(name) and name not in referenced):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                removed += 1
+    for path in files_dir.glob("??/*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
     return removed
-
-
-def remove_unreferenced(files_dir: Path, stored: StoredImage) -> None:
-    """Remove a stored image and thumbnail unless a live avatar row still uses them.
-
-    Call inside a write transaction, so no insert of a row naming these files can interleave.
-    """
-    from .models import Avatar  # storage stays importable without the schema
-
-    in_use = (
-        Avatar.select()
-        .where((Avatar.image_file == stored.image_file) & Avatar.deleted_at.is_null())
-        .exists()
-    )
-    if not in_use:
-        remove(files_dir, [stored.image_file, stored.thumbnail_file])

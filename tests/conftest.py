@@ -16,7 +16,7 @@ import pytest
 from litestar.testing import TestClient
 from PIL import Image
 
-from lumiku_local import failpoints
+from lumiku_local import clock, failpoints
 from lumiku_local.app import create_app
 from lumiku_local.config import Settings, load_settings
 
@@ -47,6 +47,7 @@ def _no_failpoints() -> Iterator[None]:
     failpoints.configure("")
     yield
     failpoints.configure("")
+    clock.reset()  # a test that jumped the clock leaves the next one on time
 
 
 @pytest.fixture

@@ -143,15 +143,21 @@ def test_deleted_avatar_files_left_by_a_crash_are_swept_at_start(servers, tmp_pa
         )
     )
     server.kill()
-    # as if the process died between committing a delete and unlinking the files
+    # as if the process died between committing a delete (which records its files) and
+    # unlinking them
     import sqlite3
 
     with sqlite3.connect(home / "lumiku.db") as db:
         db.execute("update avatar set deleted_at = '2026-01-01 00:00:00'")
+        for column in ("image_file", "thumbnail_file"):
+            db.execute(
+                f"insert into file_deletion (name, recorded_at) "
+                f"select {column}, '2026-01-01 00:00:00' from avatar"
+            )
     assert list((home / "files").rglob("*.png"))
     restarted = servers()
     assert restarted.get("/health") == {"status": "ok"}
-    assert not list((home / "files").rglob("*.*"))
+    assert not list((home / "files").rglob("*.*"))  # removed, not quarantined
 
 
 def test_serve_opens_the_browser_once_health_answers(tmp_path):

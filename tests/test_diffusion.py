@@ -136,10 +136,20 @@ def test_batch_of_four_distinct_and_reproducible_images(diffusion):
         client.generate(project, modelKey=TINY_KEY, count=1, seed=1002)["generation"]["id"],
         timeout=60,
     )
-    # variation v2 of the batch had seed 1002: alone it gives the very same pixels
+    # variation v2 of the batch had seed 1002: alone it gives the same image. Not always the same
+    # bytes: a batch of 4 and a batch of 1 take different CPU kernels, whose float sums round
+    # differently, so a pixel may differ by one level; another seed differs everywhere.
     v2 = next(a for a in first["avatars"] if a["variationKey"] == "v2")
-    assert pixels(client, again["avatars"][0]) == pixels(client, v2)
+    v0 = next(a for a in first["avatars"] if a["variationKey"] == "v0")
+    alone = pixels(client, again["avatars"][0])
+    assert max_level_difference(alone, pixels(client, v2)) <= 1
+    assert max_level_difference(alone, pixels(client, v0)) > 16
     assert ledger_problems() == []
+
+
+def max_level_difference(one: bytes, other: bytes) -> int:
+    assert len(one) == len(other)
+    return max(abs(a - b) for a, b in zip(one, other, strict=True))
 
 
 def test_png_carries_its_generation_parameters(diffusion):

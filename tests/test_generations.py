@@ -134,7 +134,7 @@ def test_transient_errors_three_attempts_then_failed_with_full_refund(client):
     generation = client.generate(project, count=3)["generation"]
     done = client.wait_generation(generation["id"])
     assert done["status"] == "failed"
-    assert done["attempts"] == 2  # two recorded retries; the third attempt failed for good
+    assert done["attempts"] == 3  # every failed attempt counts, the last one too
     assert "after 3 attempts" in done["errorMessage"]
     assert done["countCompleted"] == 0
     assert done["creditRefunded"] == 3

@@ -59,6 +59,7 @@ def test_a_retry_waiting_for_its_backoff_is_not_claimed_early(client):
     waiting = sibling_generation(
         generation["id"],
         status="pending",
+        error_attempts=14,  # its backoff (0.05 s doubled 13 times) outlasts the 5 minutes
         next_attempt_at=later,
     )
     assert generations.claim(runtime, waiting.id) is None

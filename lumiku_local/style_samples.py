@@ -10,6 +10,7 @@ import base64
 import functools
 import io
 from pathlib import Path
+from typing import Any
 
 SEED = "Lumiku"  # the same face in every style, so the styles compare
 SIDE = 96  # shown at 64 px (32 in the summary): sharp on a 1.5x screen
@@ -40,7 +41,7 @@ def render(style: str) -> bytes:
 
 
 @functools.cache
-def _engine():  # type: ignore[no-untyped-def]
+def _engine() -> Any:
     from .engines.dicebear import DiceBearEngine
 
     return DiceBearEngine(processes=1)  # renders in this process; its pool stays unused

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import generations
-from ..db import iso
+from ..db import dicts, iso
 from ..models import (
     AIModel,
     Avatar,
@@ -44,7 +44,7 @@ def avatar(row: Avatar | dict[str, Any]) -> dict[str, Any]:
 
 
 def project(row: AvatarProject, avatar_count: int | None = None) -> dict[str, Any]:
-    shape = {
+    shape: dict[str, Any] = {
         "id": row.id,
         "name": row.name,
         "description": row.description,
@@ -63,13 +63,13 @@ def generations_of(rows: list[AvatarGeneration]) -> list[dict[str, Any]]:
     for entry in CreditLedger.select(CreditLedger.generation, CreditLedger.amount).where(
         CreditLedger.generation.in_(ids) & (CreditLedger.kind == "refund")
     ):
-        refunds[entry.generation_id] = refunds.get(entry.generation_id, 0) + entry.amount
+        generation_id = str(entry.generation_id)  # the query asks for refunds of generations
+        refunds[generation_id] = refunds.get(generation_id, 0) + entry.amount
     avatars: dict[str, list[dict[str, Any]]] = {generation_id: [] for generation_id in ids}
-    for item in (
+    for item in dicts(
         Avatar.select()
         .where(Avatar.generation.in_(ids) & Avatar.deleted_at.is_null())
         .order_by(Avatar.variation_key)
-        .dicts()
     ):
         avatars[item["generation"]].append(avatar(item))
     return [_generation(row, refunds.get(row.id, 0), avatars[row.id]) for row in rows]

@@ -17,7 +17,7 @@ from peewee import fn
 from .. import avatars, catalog, credits, generations, hardware, projects, style_samples
 from ..api import blocking, shapes
 from ..api.health import last_heartbeat
-from ..db import utcnow
+from ..db import tuples, utcnow
 from ..engines import engine_for
 from ..engines.dicebear import DiceBearEngine
 from ..errors import NotFound
@@ -246,10 +246,12 @@ def credits_page(state: State, page: FromQuery[int] = 1) -> Template:
     page_number = min(page_number, pages)
     entries = list(query.order_by(CreditLedger.id.desc()).paginate(page_number, LEDGER_PAGE))
     generation_ids = {entry.generation_id for entry in entries if entry.generation_id}
-    project_of = dict(
-        AvatarGeneration.select(AvatarGeneration.id, AvatarGeneration.project)
-        .where(AvatarGeneration.id.in_(generation_ids))
-        .tuples()
+    project_of: dict[str | None, str] = dict(
+        tuples(
+            AvatarGeneration.select(AvatarGeneration.id, AvatarGeneration.project).where(
+                AvatarGeneration.id.in_(generation_ids)
+            )
+        )
     )
     return _page(
         state,

@@ -723,6 +723,27 @@ class Load:
         return len(self.latencies) / self.seconds
 
 
+def render_processes(pid: int) -> list[psutil.Process]:
+    """The Instant engine's worker processes (not multiprocessing's resource tracker)."""
+    return [
+        child
+        for child in psutil.Process(pid).children()
+        if "spawn_main" in " ".join(child.cmdline())
+    ]
+
+
+def wait_for_render_processes(pid: int, count: int) -> None:
+    wait_until(lambda: len(render_processes(pid)) == count, timeout=30)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise BenchError(f"not true within {timeout:.0f} s: {predicate}")
+        time.sleep(0.05)
+
+
 def hammer(port: int, paths: list[str], clients: int, seconds: float) -> Load:
     """`clients` threads, each on its own keep-alive connection, GET the paths in turn."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
@@ -778,9 +799,15 @@ def measure_load(plan: Plan, work: Path, report: Report) -> None:
         project_ids = [api.create_project(f"project {n}") for n in range(plan.load_projects)]
         busy = project_ids[0]
         paths = [f"{API}/projects", "/api/me", f"{API}/projects/{busy}", "/projects", "/health"]
-        for path in paths:  # every route once: what a quiet server keeps open after its first use
+        fds_fresh = open_files(server.proc.pid)
+        # a server in use: every route served once, the project page opened (it starts the
+        # render processes), an image made (each worker keeps a database connection)
+        for path in [*paths, f"/projects/{busy}"]:
             api.raw("GET", path)
+        with EventStream(server.port) as events:
+            events.wait(api.generate(busy, count=1))
         api.close()
+        wait_for_render_processes(server.proc.pid, 2)
         fds_before = open_files(server.proc.pid)
         stop = threading.Event()
         made: list[int] = []
@@ -816,7 +843,8 @@ def measure_load(plan: Plan, work: Path, report: Report) -> None:
         Row("Lumiku requests/s (errors)", f"{lumiku.rate():.0f} ({lumiku.errors})"),
         Row("  hello-world requests/s (errors)", f"{baseline.rate():.0f} ({baseline.errors})"),
         Row("  Instant images made meanwhile (batches of 4)", f"{sum(made)}"),
-        Row("open files before the load", f"{fds_before}"),
+        Row("  open files of the fresh server (no page, no job yet)", f"{fds_fresh}"),
+        Row("open files before the load (in use: pages, a job)", f"{fds_before}"),
         Row("  right after the load", f"{fds_after}"),
         Row(
             "open files settled after (- before)",
@@ -958,7 +986,9 @@ def measure_throughput(plan: Plan, work: Path, report: Report) -> None:
         with serve("lumiku", home, work, env) as server, EventStream(server.port) as events:
             api = Api(server.port)
             project_id = api.create_project("throughput")
-            # one job per worker first: every render process has started and loaded the style
+            api.raw("GET", f"/projects/{project_id}")  # the page starts the render processes
+            wait_for_render_processes(server.proc.pid, workers)
+            # one job per worker first: every render process has loaded the style
             for warming in [api.generate(project_id, count=1) for _ in range(workers)]:
                 events.wait(warming)
             start = time.perf_counter()

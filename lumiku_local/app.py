@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,7 +24,6 @@ from .api.methods import RouterWithOptions, with_options
 from .config import Settings
 from .db import connection, open_database
 from .downloads import DownloadManager
-from .engines import engine_for
 from .engines import register as register_engine
 from .engines.dicebear import DiceBearEngine
 from .engines.diffusers import DiffusersEngine
@@ -38,7 +36,6 @@ from .runtime import Runtime
 from .safety import ensure_access_token, guard
 
 log = logging.getLogger("lumiku")
-WARM_UP_DELAY = 1.5  # seconds after start-up
 
 
 def assets_dir() -> Path:
@@ -152,17 +149,6 @@ def _start(settings: Settings, state: State) -> None:
         state.downloads.resume_interrupted()
         orphans.sweep(settings.files_dir)  # nothing is writing yet; unnamed files are kept aside
     state.job_queue.start()
-    # after start-up, so it does not compete with the first requests for the GIL
-    warm_up = threading.Timer(WARM_UP_DELAY, _warm_up)
-    warm_up.daemon = True
-    warm_up.start()
-
-
-def _warm_up() -> None:
-    """Start DiceBear's render processes (each loads the default style) before the first job."""
-    engine = engine_for("dicebear")
-    if isinstance(engine, DiceBearEngine):
-        engine.warm_up()
 
 
 def create_app(settings: Settings) -> Litestar:

@@ -37,6 +37,7 @@ def test_bursts_of_clients_return_their_database_connections(tmp_path):
             f"{API}/projects/{project_id}/generations",
             "/api/me",
             "/projects",
+            f"/projects/{project_id}",  # the page that starts the render processes
             "/credits",
             "/assets/app.css",  # static files take threads from the same pool, many at once
         ]
@@ -48,8 +49,11 @@ def test_bursts_of_clients_return_their_database_connections(tmp_path):
                     assert response.status == 200, path
                     response.read()
 
-        # a server in use: it has made images (its workers keep a connection each, its render
-        # processes are up) and served every route once
+        # a server in use: it has served every route once, made an image (its workers keep a
+        # connection each) and started its render processes
+        for path in paths:
+            with urllib.request.urlopen(server.url + path, timeout=30) as response:
+                response.read()
         generation = server.request(
             "POST", f"{API}/projects/{project_id}/avatars/generate", {"prompt": "warm", "count": 1}
         )[1]["generation"]
@@ -60,9 +64,6 @@ def test_bursts_of_clients_return_their_database_connections(tmp_path):
             )
         )
         wait_for(lambda: len(render_processes(server.process.pid)) == 2)
-        for path in paths:
-            with urllib.request.urlopen(server.url + path, timeout=30) as response:
-                response.read()
         at_start = open_files(server.process.pid)
         for _ in range(BURSTS):
             start = threading.Barrier(CLIENTS)

@@ -9,7 +9,7 @@ import threading
 
 import psutil
 import pytest
-from conftest import BASE_URL, Client, sibling_generation
+from conftest import BASE_URL, Client, sibling_generation, wait_for
 
 from lumiku_local.app import create_app
 from lumiku_local.engines import (
@@ -139,3 +139,12 @@ def test_render_processes_stop_with_the_server(settings):
         assert workers
     gone, alive = psutil.wait_procs(workers, timeout=0)
     assert not alive, alive
+
+
+def test_opening_a_project_page_starts_the_render_processes(client):
+    engine = engine_for("dicebear")
+    assert isinstance(engine, DiceBearEngine)
+    project = client.project()
+    assert engine.pool.worker_pids() == []  # a server that drew nothing keeps none
+    assert client.get(f"/projects/{project}", headers={"accept": "text/html"}).status_code == 200
+    wait_for(lambda: len(engine.pool.worker_pids()) == 2)

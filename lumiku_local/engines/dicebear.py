@@ -126,7 +126,8 @@ class DiceBearEngine:
             on_progress((done + 1) / total, f"image {done + 1} of {total}")
 
     def warm_up(self) -> list[Future[Any]]:
-        """Start the worker processes, each loading the default style, before the first job."""
+        """Start the worker processes, each loading the default style, before the first job
+        (called when a project page opens: idle, Lumiku keeps no render processes)."""
         return self.pool.warm_up(_load_style, DEFAULT_STYLE)
 
     def close(self) -> None:

@@ -36,6 +36,7 @@ class RenderPool:
         self._executor: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self._closed = False  # a warm-up after close() would start workers nobody stops
+        self._warmed: ProcessPoolExecutor | None = None
 
     def _ensure(self, unless_closed: bool = False) -> ProcessPoolExecutor | None:
         with self._lock:
@@ -65,10 +66,13 @@ class RenderPool:
             ) from None
 
     def warm_up(self, fn: Callable[..., Any], *args: Any) -> list[Future[Any]]:
-        """Start every worker now (one task each, submitted at once), not at the first job."""
+        """Start every worker now (one task each, submitted at once), not at the first job;
+        once per pool: later calls return no tasks."""
         executor = self._ensure(unless_closed=True)
-        if executor is None:
-            return []
+        with self._lock:
+            if executor is None or self._warmed is executor:
+                return []
+            self._warmed = executor
         try:
             return [executor.submit(fn, *args) for _ in range(self.processes)]
         except (BrokenProcessPool, RuntimeError):  # shut down meanwhile: the next use restarts

@@ -150,6 +150,10 @@ def project_page(state: State, project_id: FromPath[str]) -> Template:
     models = [model for model in _models(state) if model["enabled"]]
     instant = next((m for m in models if m["key"] == catalog.INSTANT_MODEL_KEY), None)
     styles = (instant or {}).get("capabilities", {}).get("styles", [])
+    if instant is not None:  # a Generate may follow: its render processes start meanwhile
+        engine = engine_for("dicebear")
+        if isinstance(engine, DiceBearEngine):
+            engine.warm_up()
     return _page(
         state,
         "project.html",

@@ -27,6 +27,7 @@ BACKGROUNDS = ["b6e3f4", "c0aede", "d1d4f9", "ffd5dc", "ffdfbf"]
 FONT_STACK = "Segoe UI, Helvetica Neue, Arial, DejaVu Sans, Liberation Sans, sans-serif"
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 SEED_MAX_LENGTH = 1024  # DiceBear's options schema: `/seed maxLength`
+WARM_UP_DELAY = 1.0  # seconds after a project page asked for the render processes
 
 _per_thread = threading.local()  # resvg's Options may not cross threads
 
@@ -62,6 +63,7 @@ class DiceBearEngine:
         self._styles: dict[str, Any] = {}
         self._needs_fonts: set[str] = set()
         self._lock = threading.Lock()
+        self._warm_up_timer: threading.Timer | None = None
         count = processes if processes is not None else min(2, os.cpu_count() or 1)
         self.pool = RenderPool(count, initializer=_load_style, initargs=(DEFAULT_STYLE,))
 
@@ -130,7 +132,19 @@ class DiceBearEngine:
         (called when a project page opens: idle, Lumiku keeps no render processes)."""
         return self.pool.warm_up(_load_style, DEFAULT_STYLE)
 
+    def warm_up_soon(self) -> None:
+        """warm_up() a moment after the page that asks has loaded, before a Generate is likely:
+        started at once, the process starts compete with the browser drawing that page."""
+        with self._lock:
+            if self.pool.warmed or self._warm_up_timer is not None:
+                return
+            self._warm_up_timer = threading.Timer(WARM_UP_DELAY, self.warm_up)
+        self._warm_up_timer.daemon = True
+        self._warm_up_timer.start()
+
     def close(self) -> None:
+        if self._warm_up_timer is not None:
+            self._warm_up_timer.cancel()
         self.pool.close()
 
 

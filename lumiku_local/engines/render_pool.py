@@ -65,6 +65,10 @@ class RenderPool:
                 "the image renderer process stopped unexpectedly; it has been restarted"
             ) from None
 
+    @property
+    def warmed(self) -> bool:
+        return self._warmed is not None and self._warmed is self._executor
+
     def warm_up(self, fn: Callable[..., Any], *args: Any) -> list[Future[Any]]:
         """Start every worker now (one task each, submitted at once), not at the first job;
         once per pool: later calls return no tasks."""

@@ -153,7 +153,7 @@ def project_page(state: State, project_id: FromPath[str]) -> Template:
     if instant is not None:  # a Generate may follow: its render processes start meanwhile
         engine = engine_for("dicebear")
         if isinstance(engine, DiceBearEngine):
-            engine.warm_up()
+            engine.warm_up_soon()
     return _page(
         state,
         "project.html",

@@ -18,7 +18,7 @@ T = TypeVar("T")
 # Requests on the database at once. More threads gain nothing on SQLite under the GIL: they only
 # stretch every request and hold more connections, whose files SQLite keeps open while any other
 # connection of the process holds the database (it closes them when the last one goes).
-DATABASE_THREADS = 4
+DATABASE_THREADS = 2
 _database_threads: RunVar[anyio.CapacityLimiter] = RunVar("lumiku_database_threads")
 
 

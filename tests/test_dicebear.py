@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import urllib.request
 
 import psutil
 import pytest
-from conftest import BASE_URL, Client, sibling_generation, wait_for
+from conftest import API, BASE_URL, Client, Server, sibling_generation, wait_for
 
 from lumiku_local.app import create_app
 from lumiku_local.engines import (
@@ -148,3 +149,25 @@ def test_opening_a_project_page_starts_the_render_processes(client):
     assert engine.pool.worker_pids() == []  # a server that drew nothing keeps none
     assert client.get(f"/projects/{project}", headers={"accept": "text/html"}).status_code == 200
     wait_for(lambda: len(engine.pool.worker_pids()) == 2)
+
+
+def test_render_processes_end_when_the_server_is_killed(tmp_path):
+    server = Server(tmp_path / "home")
+    try:
+        project = server.request("POST", f"{API}/projects", {"name": "killed"})[1]["id"]
+        with urllib.request.urlopen(f"{server.url}/projects/{project}", timeout=30) as page:
+            page.read()  # the project page starts the render processes
+        wait_for(lambda: len(spawned_children(server.process.pid)) == 2)
+        workers = spawned_children(server.process.pid)
+    finally:
+        server.kill()  # SIGKILL: no shutdown runs
+    gone, alive = psutil.wait_procs(workers, timeout=15)
+    assert not alive, alive
+
+
+def spawned_children(pid: int) -> list[psutil.Process]:
+    return [
+        child
+        for child in psutil.Process(pid).children()
+        if "spawn_main" in " ".join(child.cmdline())
+    ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -48,8 +50,8 @@ class RenderPool:
                 self._executor = ProcessPoolExecutor(
                     self.processes,
                     mp_context=multiprocessing.get_context("spawn"),
-                    initializer=self._initializer,
-                    initargs=self._initargs,
+                    initializer=_start_worker,
+                    initargs=(self._initializer, self._initargs),
                 )
             return self._executor
 
@@ -102,3 +104,21 @@ class RenderPool:
             if self._executor is broken:
                 self._executor = None
         broken.shutdown(wait=False, cancel_futures=True)
+
+
+def _start_worker(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
+    """In each worker process as it starts: end with the server, then run `initializer`."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        # a worker holds its own end of the task pipe, so a killed server (kill -9, a crash)
+        # would leave it waiting forever; its parent's sentinel says when the server is gone
+        threading.Thread(
+            target=_exit_with, args=(parent.sentinel,), name="lumiku-parent-watch", daemon=True
+        ).start()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _exit_with(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(0)

@@ -24,6 +24,8 @@ def database_state(path: Path) -> tuple[str, str]:
         return "missing", "it does not exist"
     if path.stat().st_size == 0 and not Path(f"{path}-wal").exists():
         return "empty", "it is an empty file"
+    if _truncated(path):
+        return "damaged", "the file is shorter than its own header says: it was cut off"
     try:
         conn = sqlite3.connect(path, timeout=10)  # it exists: connecting creates nothing
     except sqlite3.Error as exc:
@@ -44,6 +46,27 @@ def database_state(path: Path) -> tuple[str, str]:
     finally:
         conn.close()
     return "ok", str(path)
+
+
+def _truncated(path: Path) -> bool:
+    """SQLite's header records the database's size in pages: a shorter file lost its end.
+
+    Pages not yet checkpointed live in the -wal file, so a non-empty one proves nothing.
+    """
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size:
+        return False
+    with path.open("rb") as file:
+        header = file.read(100)
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        return False  # not SQLite at all: connecting says so
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # the recorded size is valid only while the change counter matches its "valid for" field
+    if header[24:28] != header[92:96]:
+        return False
+    return pages * page_size > path.stat().st_size
 
 
 def image_count(settings: Settings) -> int:

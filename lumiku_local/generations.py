@@ -453,9 +453,8 @@ class _Worker:
         event["step"] = message
         self.runtime.publish(event)
 
-    def on_image(self, variation: Variation, png: bytes) -> None:
+    def on_image(self, variation: Variation, prepared: storage.PreparedImage) -> None:
         generation = self.generation
-        prepared = storage.prepare_png(png)
         stored = storage.write(self.settings.files_dir, prepared)
         failpoints.hit("generation.record")
         options = generation.options or {}

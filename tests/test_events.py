@@ -37,7 +37,14 @@ def received(events: list[dict]) -> list[tuple[int, dict]]:
         worker.join()
         return items
 
-    return asyncio.run(scenario())
+    # a loop of its own in a thread of its own: the browser tests' session-wide Playwright keeps
+    # an event loop running in the main thread, where asyncio.run would refuse to start
+    result: list[list[tuple[int, dict]]] = []
+    runner = threading.Thread(target=lambda: result.append(asyncio.run(scenario())))
+    runner.start()
+    runner.join(30)
+    assert result, "the subscriber received nothing within 30 s"
+    return result[0]
 
 
 def test_a_generations_events_after_its_terminal_one_are_dropped():

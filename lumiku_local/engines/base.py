@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..storage import PreparedImage
 
 
 class TransientEngineError(RuntimeError):
@@ -33,7 +36,9 @@ class EngineJob:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-OnImage = Callable[[Variation, bytes], None]
+# an image ready to store: its PNG, thumbnail and names (storage.prepare_png), made where the
+# image was made, so an engine that draws in other processes does that work there too
+OnImage = Callable[[Variation, "PreparedImage"], None]
 OnProgress = Callable[[float, str], None]
 Cancelled = Callable[[], bool]
 

@@ -11,8 +11,9 @@ from concurrent.futures import Future
 from importlib import resources
 from typing import Any
 
-from .. import failpoints
+from .. import failpoints, storage
 from ..catalog import DEFAULT_STYLE
+from ..storage import PreparedImage
 from .base import (
     Cancelled,
     EngineJob,
@@ -117,14 +118,14 @@ class DiceBearEngine:
             if cancelled():
                 return
             failpoints.hit("engine.generate")
-            png = self.pool.run(
-                _render,
+            prepared = self.pool.run(
+                _render_prepared,
                 style_name,
                 engine_seed(job.prompt, variation.seed),
                 job.width,
                 job.height,
             )
-            on_image(variation, png)
+            on_image(variation, prepared)
             on_progress((done + 1) / total, f"image {done + 1} of {total}")
 
     def warm_up(self) -> list[Future[Any]]:
@@ -173,6 +174,12 @@ def _render(style_name: str, seed: str, width: int, height: int) -> bytes:
         raise
     except Exception as exc:  # sent back pickled: DiceBear's own errors do not unpickle
         raise TransientEngineError(f"{type(exc).__name__}: {exc}") from None
+
+
+def _render_prepared(style_name: str, seed: str, width: int, height: int) -> PreparedImage:
+    """Render and prepare (thumbnail, content names) in the render process: the server's
+    threads only write the files, so two workers make images on two cores."""
+    return storage.prepare_png(_render(style_name, seed, width, height))
 
 
 def _pad(png: bytes, width: int, height: int) -> bytes:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import failpoints
+from .. import failpoints, storage
 from ..config import Settings
 from .base import (
     Cancelled,
@@ -380,7 +380,7 @@ class DiffusersEngine:
                 "lumiku_model_key": job.model_key,
                 "lumiku_variation": variation.key,
             }
-            on_image(variation, png_with_parameters(image, parameters))
+            on_image(variation, storage.prepare_png(png_with_parameters(image, parameters), image))
 
     def _run(
         self,

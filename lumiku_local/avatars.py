@@ -41,25 +41,36 @@ def upload(runtime: Runtime, project_id: str, content: bytes, name: str | None) 
         # the start-up sweep (quarantined, never a row without its file)
         project = live_project(project_id)
         storage.write(settings.files_dir, prepared)  # see storage.write
-        avatar = Avatar.create(
-            user=runtime.user_id,
-            project=project,
-            name=name,
-            source="upload",
-            image_file=stored.image_file,
-            thumbnail_file=stored.thumbnail_file,
-            width=stored.width,
-            height=stored.height,
-            file_size=stored.file_size,
+        avatar = record_upload(
+            runtime.user_id, project, name, stored, "upload", {"bytes": len(content)}
         )
-        AvatarUsageHistory.create(
-            user=runtime.user_id,
-            project=project,
-            avatar=avatar,
-            action="upload",
-            details={"bytes": len(content)},
-        )
-        AvatarProject.update(updated_at=utcnow()).where(AvatarProject.id == project.id).execute()
+    return avatar
+
+
+def record_upload(
+    user_id: int,
+    project: AvatarProject,
+    name: str,
+    stored: storage.StoredImage,
+    action: str,
+    details: dict[str, object],
+) -> Avatar:
+    """The rows of an uploaded image whose files are written; call in a write transaction."""
+    avatar = Avatar.create(
+        user=user_id,
+        project=project,
+        name=name,
+        source="upload",
+        image_file=stored.image_file,
+        thumbnail_file=stored.thumbnail_file,
+        width=stored.width,
+        height=stored.height,
+        file_size=stored.file_size,
+    )
+    AvatarUsageHistory.create(
+        user=user_id, project=project, avatar=avatar, action=action, details=details
+    )
+    AvatarProject.update(updated_at=utcnow()).where(AvatarProject.id == project.id).execute()
     return avatar
 
 

@@ -15,9 +15,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import file_deletions, storage
-from .db import tuples, utcnow, write_transaction
-from .models import Avatar, AvatarProject, AvatarUsageHistory, FileDeletion
+from . import avatars, file_deletions, storage
+from .db import tuples, write_transaction
+from .models import Avatar, AvatarProject, FileDeletion
 
 log = logging.getLogger("lumiku.files")
 
@@ -121,27 +121,14 @@ def reimport(files_dir: Path, user_id: int) -> int:
         stored = prepared.stored
         with write_transaction():
             storage.write(files_dir, prepared)
-            avatar = Avatar.create(
-                user=user_id,
-                project=project,
-                name=f"Recovered {stored.image_file[3:11]}",
-                source="upload",
-                image_file=stored.image_file,
-                thumbnail_file=stored.thumbnail_file,
-                width=stored.width,
-                height=stored.height,
-                file_size=stored.file_size,
+            avatars.record_upload(
+                user_id,
+                project,
+                f"Recovered {stored.image_file[3:11]}",
+                stored,
+                "recover",
+                {"file": stored.image_file},
             )
-            AvatarUsageHistory.create(
-                user=user_id,
-                project=project,
-                avatar=avatar,
-                action="recover",
-                details={"file": stored.image_file},
-            )
-            AvatarProject.update(updated_at=utcnow()).where(
-                AvatarProject.id == project.id
-            ).execute()
         for leftover in (name, name.removesuffix(".png") + ".thumb.webp"):
             (quarantine / leftover).unlink(missing_ok=True)
         imported += 1

@@ -179,6 +179,35 @@ def sibling_generation(generation_id: str, **fields: Any):
     return AvatarGeneration.create(**{**values, **fields})
 
 
+@pytest.fixture
+def servers(tmp_path):
+    """Start `lumiku serve` subprocesses on tmp_path/home; each is killed at the end."""
+    started: list[Server] = []
+
+    def start(failpoints: str = "", **env_extra: str) -> Server:
+        server = Server(tmp_path / "home", failpoints, **env_extra)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.kill()
+
+
+def doctor(home: Path, *args: str):
+    """`lumiku doctor ARGS` on the data folder `home`, as a subprocess."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "lumiku_local", "doctor", *args],
+        env=lumiku_env(home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 class Server:
     """`python -m lumiku_local serve` with its own data dir, on a free port unless given one."""
 

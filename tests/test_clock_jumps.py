@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
-from conftest import API, TERMINAL, Server, make_settings, wait_for
+from conftest import API, TERMINAL, make_settings, wait_for
 
 from lumiku_local import clock, failpoints, generations
 from lumiku_local.doctor import ledger_problems
@@ -13,22 +12,9 @@ from lumiku_local.engines import PermanentEngineError, engine_for
 from lumiku_local.models import AvatarGeneration
 
 
-@pytest.fixture
-def server(tmp_path):
-    started: list[Server] = []
-
-    def start(failpoints: str = "") -> Server:
-        started.append(Server(tmp_path / "home", failpoints))
-        return started[-1]
-
-    yield start
-    for each in started:
-        each.kill()
-
-
-def test_a_day_jumping_past_mid_batch_does_not_time_the_batch_out(server):
+def test_a_day_jumping_past_mid_batch_does_not_time_the_batch_out(servers):
     """The Instant model's deadline is 60 s of running time: a day of sleep is not running."""
-    lumiku = server("engine.generate=jump(86400)@2*1")  # the second image: the laptop wakes
+    lumiku = servers("engine.generate=jump(86400)@2*1")  # the second image: the laptop wakes
     status, project = lumiku.request("POST", f"{API}/projects", {"name": "sleepy"})
     assert status == 201
     status, body = lumiku.request(

@@ -11,33 +11,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import API, TERMINAL, Server, lumiku_env, spawn_lumiku, wait_for
+from conftest import API, TERMINAL, Server, doctor, lumiku_env, spawn_lumiku, wait_for
 
 START_TIMEOUT = 30
-
-
-@pytest.fixture
-def servers(tmp_path):
-    started: list[Server] = []
-
-    def start(failpoints: str = "") -> Server:
-        server = Server(tmp_path / "home", failpoints)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.kill()
-
-
-def doctor(home: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lumiku_local", "doctor"],
-        env=lumiku_env(home),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def assert_batch_recovered(server: Server, project: str, home: Path) -> None:

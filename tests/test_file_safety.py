@@ -13,20 +13,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import API, Server, lumiku_env, make_settings, png_bytes, wait_for
+from conftest import API, Server, doctor, lumiku_env, make_settings, png_bytes, wait_for
 
 from lumiku_local import failpoints, file_deletions
 from lumiku_local.models import FileDeletion
-
-
-def doctor(home: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lumiku_local", "doctor", *args],
-        env=lumiku_env(home),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def live_files(home: Path) -> list[tuple[str, str, str]]:
@@ -89,20 +79,6 @@ def new_project(server: Server, name: str, images: int) -> str:
     for batch in range(0, images, 8):
         generate_batch(server, project["id"], min(8, images - batch), f"{name} batch {batch}")
     return project["id"]
-
-
-@pytest.fixture
-def servers(tmp_path):
-    started: list[Server] = []
-
-    def start(failpoints: str = "") -> Server:
-        server = Server(tmp_path / "home", failpoints)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.kill()
 
 
 # ---------------------------------------------------------------- deletes and crashes

@@ -77,7 +77,7 @@ def sweep(files_dir: Path) -> SweepReport:
         report.quarantined += 1
     if report.quarantined or report.restored:
         log.warning(
-            "files: %d image file(s) no avatar names were moved to %s (see `lumiku doctor`); "
+            "files: %d file(s) no avatar names were moved to %s (see `lumiku doctor`); "
             "%d came back from it",
             report.quarantined,
             quarantine,

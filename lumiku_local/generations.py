@@ -357,9 +357,10 @@ def claim(runtime: Runtime, generation_id: str) -> str | None:
             .where((AvatarGeneration.id == generation_id) & claimable)
             .execute()
         )
-        if changed:
-            runtime.running.add(generation_id)
-    return token if changed else None
+    if not changed:
+        return None
+    runtime.running.add(generation_id)  # once committed: a failed commit claims nothing
+    return token
 
 
 class _Worker:

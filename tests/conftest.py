@@ -245,6 +245,17 @@ class Server:
         assert status == 200, body
         return body
 
+    def wait_generation(self, generation_id: str, timeout: float = 30.0) -> dict:
+        """The generation once it is completed, failed or canceled."""
+        return wait_for(
+            lambda: (
+                (g := self.get(f"{API}/generations/{generation_id}")["generation"])["status"]
+                in TERMINAL
+                and g
+            ),
+            timeout=timeout,
+        )
+
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)

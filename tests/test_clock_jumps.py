@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from conftest import API, TERMINAL, make_settings, wait_for
+from conftest import API, make_settings, wait_for
 
 from lumiku_local import clock, failpoints, generations
 from lumiku_local.doctor import ledger_problems
@@ -22,14 +22,7 @@ def test_a_day_jumping_past_mid_batch_does_not_time_the_batch_out(servers):
     )
     assert status == 202, body
     generation_id = body["generation"]["id"]
-    done = wait_for(
-        lambda: (
-            (g := lumiku.get(f"{API}/generations/{generation_id}")["generation"])["status"]
-            in TERMINAL
-            and g
-        ),
-        timeout=30,
-    )
+    done = lumiku.wait_generation(generation_id)
     assert done["status"] == "completed", done["errorMessage"]
     assert done["countCompleted"] == 4 and done["creditRefunded"] == 0
     assert lumiku.get("/api/me")["creditBalance"] == 996

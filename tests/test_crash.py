@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import API, TERMINAL, Server, doctor, lumiku_env, spawn_lumiku, wait_for
+from conftest import API, Server, doctor, lumiku_env, spawn_lumiku, wait_for
 
 START_TIMEOUT = 30
 
@@ -20,14 +20,7 @@ def assert_batch_recovered(server: Server, project: str, home: Path) -> None:
     generations = server.get(f"{API}/projects/{project}/generations")["generations"]
     assert len(generations) == 1
     generation_id = generations[0]["id"]
-    done = wait_for(
-        lambda: (
-            (g := server.get(f"{API}/generations/{generation_id}")["generation"])["status"]
-            in TERMINAL
-            and g
-        ),
-        timeout=30,
-    )
+    done = server.wait_generation(generation_id)
     assert done["status"] == "completed", done
     keys = [avatar["variationKey"] for avatar in done["avatars"]]
     assert sorted(keys) == ["v0", "v1", "v2", "v3"]

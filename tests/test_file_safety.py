@@ -58,13 +58,8 @@ def generate_batch(server: Server, project_id: str, count: int, prompt: str) -> 
         "POST", f"{API}/projects/{project_id}/avatars/generate", {"prompt": prompt, "count": count}
     )
     assert status == 202, body
-    generation_id = body["generation"]["id"]
-    wait_for(
-        lambda: (
-            server.get(f"{API}/generations/{generation_id}")["generation"]["status"] == "completed"
-        ),
-        timeout=60,
-    )
+    done = server.wait_generation(body["generation"]["id"], timeout=60)
+    assert done["status"] == "completed", done
 
 
 def request_until_killed(server: Server, method: str, path: str) -> None:
@@ -198,6 +193,16 @@ def _stop(client) -> None:
     client.__exit__(None, None, None)
 
 
+def copy_database(source: Path, target: Path) -> None:
+    """Put the lumiku.db files of `source` in `target`, replacing those there (a backup, a
+    restore)."""
+    target.mkdir(exist_ok=True)
+    for path in target.glob("lumiku.db*"):
+        path.unlink()
+    for path in source.glob("lumiku.db*"):
+        shutil.copy2(path, target / path.name)
+
+
 def test_an_older_database_put_back_beside_newer_files_loses_no_file(app_client, tmp_path):
     home = tmp_path / "home"
     settings = make_settings(home)
@@ -207,25 +212,18 @@ def test_an_older_database_put_back_beside_newer_files_loses_no_file(app_client,
     client.wait_generation(first)
     _stop(client)
     backup = tmp_path / "backup"
-    backup.mkdir()
-    for path in home.glob("lumiku.db*"):
-        shutil.copy2(path, backup / path.name)
+    copy_database(home, backup)
 
     client = app_client(settings)
     second = client.generate(project_id, count=3)["generation"]["id"]
     client.wait_generation(second)
     _stop(client)
     newer = tmp_path / "newer"
-    newer.mkdir()
-    for path in home.glob("lumiku.db*"):
-        shutil.copy2(path, newer / path.name)
+    copy_database(home, newer)
     all_images = image_names(home / "files")
     assert len(all_images) == 5
 
-    for path in home.glob("lumiku.db*"):  # the user restores yesterday's backup
-        path.unlink()
-    for path in backup.iterdir():
-        shutil.copy2(path, home / path.name)
+    copy_database(backup, home)  # the user restores yesterday's backup
     client = app_client(settings)
     assert len(client.get(f"{API}/projects/{project_id}").json()["project"]["avatars"]) == 2
     _stop(client)
@@ -235,10 +233,7 @@ def test_an_older_database_put_back_beside_newer_files_loses_no_file(app_client,
     assert report.returncode == 0, report.stdout + report.stderr
     assert "3 image(s) no avatar names" in report.stdout
 
-    for path in home.glob("lumiku.db*"):  # and then puts the newer database back after all
-        path.unlink()
-    for path in newer.iterdir():
-        shutil.copy2(path, home / path.name)
+    copy_database(newer, home)  # and then puts the newer database back after all
     client = app_client(settings)
     assert len(client.get(f"{API}/projects/{project_id}").json()["project"]["avatars"]) == 5
     _stop(client)

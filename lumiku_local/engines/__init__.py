@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from .base import Engine, EngineJob, PermanentEngineError, TransientEngineError, Variation
+from .base import (
+    Engine,
+    EngineJob,
+    FaceBox,
+    PermanentEngineError,
+    Reference,
+    TransientEngineError,
+    Variation,
+)
 from .dicebear import DiceBearEngine
 
 _ENGINES: dict[str, Engine] = {}
@@ -21,7 +29,9 @@ def engine_for(provider: str) -> Engine | None:
 __all__ = [
     "Engine",
     "EngineJob",
+    "FaceBox",
     "PermanentEngineError",
+    "Reference",
     "TransientEngineError",
     "Variation",
     "engine_for",

@@ -25,6 +25,43 @@ class Variation:
 
 
 @dataclass(frozen=True)
+class FaceBox:
+    """A square around the face, in pixels of the reference image.
+
+    `source`: "detected" (found by the detector), "user" (adjusted on the photo), or why the
+    centre square stands in: "no_face" (the detector found none), "no_detector" (not installed).
+    """
+
+    x: int
+    y: int
+    size: int
+    source: str = "detected"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The photo a generation starts from: the generation's own copy, read from its file."""
+
+    png: bytes  # the image file's bytes (a PNG; its name is their sha256)
+    sha256: str
+    width: int
+    height: int
+    face_box: FaceBox
+    likeness: float  # 0-1: how strongly results follow the photo
+    mode: str  # "lookAlike" (Instant colours), "img2img" or "ipAdapter" (references.MODES)
+
+    def parameters(self) -> dict[str, str]:
+        """What every PNG made from it records (png_parameters)."""
+        box = self.face_box
+        return {
+            "lumiku_reference_sha256": self.sha256,
+            "lumiku_likeness": f"{self.likeness:.2f}",
+            "lumiku_reference_mode": self.mode,
+            "lumiku_face_box": f"{box.x},{box.y},{box.size}",
+        }
+
+
+@dataclass(frozen=True)
 class EngineJob:
     generation_id: str
     model_key: str
@@ -34,6 +71,7 @@ class EngineJob:
     height: int
     variations: list[Variation]
     options: dict[str, Any] = field(default_factory=dict)
+    reference: Reference | None = None
 
 
 # an image ready to store: its PNG, thumbnail and names (storage.prepare_png), made where the

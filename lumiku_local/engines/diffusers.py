@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import io
 import logging
 import threading
 import time
@@ -18,6 +17,7 @@ from typing import Any
 
 from .. import failpoints, storage
 from ..config import Settings
+from ..png_parameters import png_with_parameters
 from .base import (
     Cancelled,
     EngineJob,
@@ -83,29 +83,6 @@ def _vram_gb(device: str) -> float:
     import torch
 
     return torch.cuda.get_device_properties(torch.device(device)).total_memory / 1024**3
-
-
-def png_with_parameters(image: Any, parameters: dict[str, Any]) -> bytes:
-    """PNG bytes carrying the generation parameters as text chunks, A1111 `parameters` too."""
-    from PIL.PngImagePlugin import PngInfo
-
-    info = PngInfo()
-    for key, value in parameters.items():
-        if value is not None:
-            info.add_text(key, str(value))
-    negative = parameters.get("negative_prompt") or ""
-    a1111 = (
-        f"{parameters.get('prompt', '')}\n"
-        + (f"Negative prompt: {negative}\n" if negative else "")
-        + f"Steps: {parameters.get('steps')}, Sampler: {parameters.get('sampler', 'Euler')}, "
-        f"CFG scale: {parameters.get('guidance')}, Seed: {parameters.get('seed')}, "
-        f"Size: {parameters.get('width')}x{parameters.get('height')}, "
-        f"Model: {parameters.get('model')}"
-    )
-    info.add_text("parameters", a1111)
-    out = io.BytesIO()
-    image.save(out, "PNG", pnginfo=info)
-    return out.getvalue()
 
 
 OOM_ADVICE = (

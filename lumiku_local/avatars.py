@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from . import face_box as boxes
 from . import file_deletions, storage
 from .db import utcnow, write_transaction
+from .engines.base import FaceBox
 from .errors import InvalidInput, NotFound
 from .generations import live_project
 from .models import Avatar, AvatarProject, AvatarUsageHistory
@@ -34,6 +37,7 @@ def upload(runtime: Runtime, project_id: str, content: bytes, name: str | None) 
     png, image = storage.decode_upload(
         content, settings.max_upload_bytes, settings.max_image_pixels
     )
+    box = boxes.detect(image)  # before prepare_png, which may shrink `image` in place
     prepared = storage.prepare_png(png, image)
     stored = storage.write(settings.files_dir, prepared)
     with write_transaction():
@@ -42,7 +46,7 @@ def upload(runtime: Runtime, project_id: str, content: bytes, name: str | None) 
         project = live_project(project_id)
         storage.write(settings.files_dir, prepared)  # see storage.write
         avatar = record_upload(
-            runtime.user_id, project, name, stored, "upload", {"bytes": len(content)}
+            runtime.user_id, project, name, stored, "upload", {"bytes": len(content)}, box
         )
     return avatar
 
@@ -54,6 +58,7 @@ def record_upload(
     stored: storage.StoredImage,
     action: str,
     details: dict[str, object],
+    box: FaceBox | None = None,
 ) -> Avatar:
     """The rows of an uploaded image whose files are written; call in a write transaction."""
     avatar = Avatar.create(
@@ -66,11 +71,39 @@ def record_upload(
         width=stored.width,
         height=stored.height,
         file_size=stored.file_size,
+        face_box=boxes.as_json(box) if box else None,
     )
     AvatarUsageHistory.create(
         user=user_id, project=project, avatar=avatar, action=action, details=details
     )
     AvatarProject.update(updated_at=utcnow()).where(AvatarProject.id == project.id).execute()
+    return avatar
+
+
+def update(
+    runtime: Runtime,
+    avatar_id: str,
+    face_box: dict[str, Any] | None = None,
+    name: str | None = None,
+) -> Avatar:
+    """Rename an avatar or set its face square (the user's, on the photo); 422 changes nothing.
+
+    Generations already submitted keep the square they copied."""
+    with write_transaction():
+        avatar = get_live(avatar_id)
+        changed = []
+        if name is not None:
+            name = name.strip()
+            if not name or len(name) > MAX_NAME:
+                raise InvalidInput(f"Give the avatar a name of 1 to {MAX_NAME} characters.")
+            avatar.name = name
+            changed.append(Avatar.name)
+        if face_box is not None:
+            box = boxes.from_user(face_box, avatar.width, avatar.height)
+            avatar.face_box = boxes.as_json(box)
+            changed.append(Avatar.face_box)
+        if changed:
+            avatar.save(only=changed)
     return avatar
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from peewee import fn
 
-from . import data_folder, hardware, orphans, storage
+from . import data_folder, file_deletions, hardware, orphans, storage
 from .config import Settings
 from .db import connection, open_database, tuples, utcnow
 from .generations import is_installed
@@ -102,6 +102,9 @@ def missing_files(settings: Settings) -> list[str]:
         for name in (avatar.image_file, avatar.thumbnail_file):
             if not storage.resolve(settings.files_dir, name).is_file():
                 missing.append(f"avatar {avatar.id}: {name} is missing")
+    for image, _thumbnail in tuples(file_deletions.references_kept().distinct()):
+        if not storage.resolve(settings.files_dir, image).is_file():
+            missing.append(f"reference photo {image} of a generation is missing")
     return missing
 
 

@@ -11,10 +11,11 @@ import contextlib
 import logging
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from . import failpoints, storage
 from .db import tuples, write_transaction
-from .models import Avatar, FileDeletion
+from .models import Avatar, AvatarGeneration, AvatarProject, FileDeletion
 
 log = logging.getLogger("lumiku.files")
 
@@ -28,7 +29,8 @@ def _chunks(names: list[str], size: int) -> Iterable[list[str]]:
 
 
 def names_in_use(names: Iterable[str]) -> set[str]:
-    """The names among `names` that a live avatar row still uses (identical content shares)."""
+    """The names among `names` that a live avatar row still uses (identical content shares),
+    or a generation of a live project keeps as its reference photo."""
     wanted = sorted(set(names))
     used: set[str] = set()
     for chunk in _chunks(wanted, _IN_CHUNK):
@@ -39,7 +41,26 @@ def names_in_use(names: Iterable[str]) -> set[str]:
             )
         ):
             used.update((image, thumbnail))
+        for image, thumbnail in tuples(
+            references_kept().where(
+                AvatarGeneration.reference_file.in_(chunk)
+                | AvatarGeneration.reference_thumbnail.in_(chunk)
+            )
+        ):
+            used.update((image, thumbnail))
     return used & set(wanted)
+
+
+def references_kept() -> Any:
+    """(reference_file, reference_thumbnail) of the generations of live projects: a
+    generation's own copy of its photo, kept whatever happens to the avatar it came from."""
+    return (
+        AvatarGeneration.select(
+            AvatarGeneration.reference_file, AvatarGeneration.reference_thumbnail
+        )
+        .join(AvatarProject)
+        .where(AvatarGeneration.reference_file.is_null(False) & AvatarProject.deleted_at.is_null())
+    )
 
 
 def record(images: Iterable[storage.StoredImage]) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import secrets
@@ -15,7 +16,7 @@ from typing import Any
 
 from peewee import IntegrityError, fn
 
-from . import credits, failpoints, storage
+from . import credits, failpoints, references, storage
 from .catalog import TIER_ORDER
 from .db import database, tuples, utcnow, write_transaction
 from .engines import EngineJob, PermanentEngineError, Variation, engine_for
@@ -50,6 +51,10 @@ class GenerateRequest:
     seed: int | None = None
     width: int | None = None
     height: int | None = None
+    reference_avatar_id: str | None = None  # a live avatar of the project: the photo to use
+    likeness: float | None = None  # 0-1; None: the model's default
+    # a reference carried over from another generation (retry, "more like this")
+    reference: references.ReferenceCopy | None = None
 
 
 class _LostClaim(Exception):
@@ -173,10 +178,24 @@ def submit(
     retried_from: AvatarGeneration | None = None,
 ) -> tuple[AvatarGeneration, int]:
     """Check, insert the generation and debit its cost in one BEGIN IMMEDIATE, then enqueue."""
+    references.check_likeness(request.likeness)
+    if request.likeness is not None and not (request.reference_avatar_id or request.reference):
+        raise InvalidInput("likeness needs a reference photo: add referenceAvatarId.")
+    if request.reference_avatar_id:
+        references.ensure_face_box(runtime.settings.files_dir, request.reference_avatar_id)
     with write_transaction():
         project = live_project(project_id)
         model = choose_model(request.model_key)
         prompt, options = _resolve_options(request, model)
+        copy = request.reference
+        if request.reference_avatar_id:
+            photo = references.photo_of(request.reference_avatar_id, project.id)
+            copy = references.copy_of(photo, runtime.settings.files_dir, request.likeness)
+        elif copy is not None and request.likeness is not None:
+            copy = dataclasses.replace(copy, likeness=request.likeness)
+        reference = None
+        if copy is not None:
+            _, reference = references.resolve(copy, model, options.get("style"))
         total = model.credit_cost * request.count
         generation = AvatarGeneration.create(
             user=runtime.user_id,
@@ -188,6 +207,9 @@ def submit(
             count=request.count,
             credit_cost=model.credit_cost,
             retried_from=retried_from,
+            reference_file=copy.image_file if copy else None,
+            reference_thumbnail=copy.thumbnail_file if copy else None,
+            reference=reference,
         )
         balance = credits.debit(
             runtime.user_id,
@@ -226,8 +248,30 @@ def retry(runtime: Runtime, generation_id: str) -> tuple[AvatarGeneration, int]:
         count=original.count,
         width=options.get("width"),
         height=options.get("height"),
+        reference=references.ReferenceCopy.of_generation(original),
     )
     return submit(runtime, original.project_id, request, retried_from=original)
+
+
+def more_like(runtime: Runtime, avatar_id: str) -> tuple[AvatarGeneration, int]:
+    """A new generation with this avatar's prompt, model, style, size and reference, and new
+    seeds."""
+    avatar = Avatar.get_or_none(Avatar.id == avatar_id)
+    if avatar is None or avatar.deleted_at is not None:
+        raise NotFound("No avatar has that id.")
+    if avatar.source != "generated" or not avatar.prompt:
+        raise InvalidInput("Only generated avatars have a prompt to generate more from.")
+    source = AvatarGeneration.get_or_none(AvatarGeneration.id == avatar.generation_id)
+    request = GenerateRequest(
+        prompt=avatar.prompt,
+        model_key=avatar.model_key,
+        style=avatar.style,
+        count=source.count if source else 4,
+        width=avatar.width,
+        height=avatar.height,
+        reference=references.ReferenceCopy.of_generation(source) if source else None,
+    )
+    return submit(runtime, avatar.project_id, request)
 
 
 # ---------------------------------------------------------------- finish / cancel
@@ -518,6 +562,11 @@ class _Worker:
             self._finish("failed", f"{model.name} is not installed. Download it and retry.")
             return
         options = generation.options or {}
+        try:
+            reference = references.for_engine(generation, self.settings.files_dir)
+        except PermanentEngineError as exc:
+            self._finish("failed", str(exc), attempts=generation.error_attempts + 1)
+            return
         job = EngineJob(
             generation_id=generation.id,
             model_key=model.key,
@@ -527,6 +576,7 @@ class _Worker:
             height=int(options.get("height", 512)),
             variations=self.pending_variations,
             options=options,
+            reference=reference,
         )
         try:
             if self.pending_variations and not self.cancelled():

@@ -117,6 +117,46 @@ def m008_generation_run_seconds() -> None:
     apply(migrator.add_column("avatar_generation", "run_seconds", DoubleField(default=0.0)))
 
 
+def m009_photo_references() -> None:
+    """Photos as references: a face square per avatar, a reference per generation, and the
+    catalog's new face models and reference capabilities."""
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as apply
+    from playhouse.sqlite_ext import JSONField
+
+    migrator = SchemaMigrator.from_database(database.obj)
+    wanted = {
+        "avatar": [("face_box", JSONField(null=True))],
+        "avatar_generation": [
+            ("reference_file", CharField(null=True)),
+            ("reference_thumbnail", CharField(null=True)),
+            ("reference", JSONField(null=True)),
+        ],
+    }
+    for table, columns in wanted.items():
+        present = {column.name for column in database.get_columns(table)}
+        apply(
+            *(
+                migrator.add_column(table, name, field)
+                for name, field in columns
+                if name not in present  # a database whose m001 already made today's tables
+            )
+        )
+    database.execute_sql(
+        "CREATE INDEX IF NOT EXISTS avatar_generation_reference_file "
+        "ON avatar_generation (reference_file)"
+    )
+    refresh_catalog_capabilities()
+
+
+def refresh_catalog_capabilities() -> None:
+    """Insert built-in models that are missing and describe the built-in ones as today's code
+    does; the enabled flag, cost and deadline stay the admin's."""
+    for row in catalog.ai_models():
+        AIModel.insert(app_id=catalog.APP_ID, **row).on_conflict_ignore().execute()
+        AIModel.update(capabilities=row["capabilities"]).where(AIModel.key == row["key"]).execute()
+
+
 MIGRATIONS: list[Callable[[], None]] = [
     m001_initial_schema,
     m002_local_user,
@@ -126,6 +166,7 @@ MIGRATIONS: list[Callable[[], None]] = [
     m006_model_downloads,
     m007_file_deletions,
     m008_generation_run_seconds,
+    m009_photo_references,
 ]
 
 

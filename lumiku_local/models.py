@@ -132,6 +132,11 @@ class AvatarGeneration(BaseModel):
     created_at = DateTimeField(default=utcnow, index=True)
     updated_at = DateTimeField(default=utcnow)
     retried_from = ForeignKeyField("self", null=True, backref="retries")
+    # the photo it starts from: the generation's own copy (content-addressed names, kept while
+    # its project lives, whatever happens to the avatar it came from) and how it is used
+    reference_file = CharField(null=True, index=True)
+    reference_thumbnail = CharField(null=True)
+    reference = JSONField(null=True)  # {avatarId, sha256, likeness, mode, faceBox, width, height}
 
     class Meta:
         table_name = "avatar_generation"
@@ -158,6 +163,8 @@ class Avatar(BaseModel):
     width = IntegerField()
     height = IntegerField()
     file_size = IntegerField()
+    # the face square {x, y, size, source} in this image's pixels (face_box.py), or None
+    face_box = JSONField(null=True)
     created_at = DateTimeField(default=utcnow)
     deleted_at = DateTimeField(null=True)
 

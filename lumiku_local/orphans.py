@@ -42,7 +42,8 @@ def live_names() -> set[str]:
     rows = Avatar.select(Avatar.image_file, Avatar.thumbnail_file).where(
         Avatar.deleted_at.is_null()
     )
-    return {name for pair in tuples(rows) for name in pair}
+    kept = tuples(file_deletions.references_kept())
+    return {name for pair in [*tuples(rows), *kept] for name in pair if name}
 
 
 def _move(source: Path, target: Path) -> None:

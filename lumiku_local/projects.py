@@ -142,8 +142,22 @@ def delete(runtime: Runtime, project_id: str) -> None:
             (Avatar.project == project.id) & Avatar.deleted_at.is_null()
         ).execute()
         file_deletions.record(avatar_files(avatar) for avatar in doomed)
+        file_deletions.record(reference_files(project.id))  # the project's deleted: not kept
     # files only after the rows are committed as deleted: a crash here leaves files to remove
     file_deletions.carry_out_quietly(runtime.settings.files_dir)
+
+
+def reference_files(project_id: str) -> list[storage.StoredImage]:
+    """The reference photos its generations kept (names only: record() needs no sizes)."""
+    rows = AvatarGeneration.select(
+        AvatarGeneration.reference_file, AvatarGeneration.reference_thumbnail
+    ).where(
+        (AvatarGeneration.project == project_id) & AvatarGeneration.reference_file.is_null(False)
+    )
+    return [
+        storage.StoredImage(image, thumbnail or image, 0, 0, 0)
+        for image, thumbnail in tuples(rows.distinct())
+    ]
 
 
 def avatar_files(avatar: Avatar | dict) -> storage.StoredImage:

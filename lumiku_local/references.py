@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from .models import AIModel
+from . import face_box, storage
+from .db import write_transaction
+from .engines.base import FaceBox, PermanentEngineError, Reference
+from .errors import InvalidInput, NotFound
+from .models import AIModel, Avatar, AvatarGeneration
 
 MODES = ("lookAlike", "img2img", "ipAdapter")
 # likeness when the request names none: how strongly results follow the photo, per mode
@@ -51,3 +57,179 @@ def capability(model: AIModel) -> dict[str, Any] | None:
     if mode is None:
         return None
     return {"mode": mode, "defaultLikeness": default_likeness(model, mode)}
+
+
+# ---------------------------------------------------------------- choosing one at submit
+
+
+@dataclass(frozen=True)
+class ReferenceCopy:
+    """What a generation keeps of its photo: the file names (its own copy) and how to use it."""
+
+    image_file: str
+    thumbnail_file: str
+    avatar_id: str | None
+    width: int
+    height: int
+    face_box: FaceBox
+    likeness: float | None = None  # None: the model's default
+
+    @classmethod
+    def of_generation(cls, generation: AvatarGeneration) -> ReferenceCopy | None:
+        """A generation's reference, for a retry or "more like this" (the photo may be gone)."""
+        info = generation.reference
+        if not generation.reference_file or not info:
+            return None
+        box = face_box.from_json(info.get("faceBox"), info["width"], info["height"])
+        return cls(
+            generation.reference_file,
+            generation.reference_thumbnail or generation.reference_file,
+            info.get("avatarId"),
+            int(info["width"]),
+            int(info["height"]),
+            box or face_box.center(int(info["width"]), int(info["height"]), "no_face"),
+            info.get("likeness"),
+        )
+
+
+def photo_of(avatar_id: str, project_id: str) -> Avatar:
+    """The live avatar to start from; 404 unknown or deleted, 422 another project's."""
+    avatar = Avatar.get_or_none(Avatar.id == avatar_id)
+    if avatar is None:
+        raise NotFound("No avatar has that referenceAvatarId. Upload the photo first.")
+    if avatar.deleted_at is not None:
+        raise NotFound("The reference photo was deleted. Choose another photo of this project.")
+    if avatar.project_id != project_id:
+        raise InvalidInput(
+            "The reference photo belongs to another project. Upload it to this project, "
+            "or generate in the project it belongs to.",
+            code="reference_other_project",
+        )
+    return avatar
+
+
+def ensure_face_box(files_dir: Path, avatar_id: str) -> None:
+    """Find the face of an avatar that has no square yet (older uploads, generated avatars),
+    outside any write transaction: reading and scanning a photo takes a moment."""
+    avatar = Avatar.get_or_none(Avatar.id == avatar_id)
+    if avatar is None or avatar.face_box:
+        return
+    from PIL import Image
+
+    try:
+        with Image.open(storage.resolve(files_dir, avatar.image_file)) as image:
+            box = face_box.detect(image.convert("RGB"))
+    except (OSError, ValueError):  # a missing file: submit reports it
+        return
+    with write_transaction():
+        Avatar.update(face_box=face_box.as_json(box)).where(
+            (Avatar.id == avatar_id) & Avatar.face_box.is_null()
+        ).execute()
+
+
+def copy_of(avatar: Avatar, files_dir: Path, likeness: float | None) -> ReferenceCopy:
+    if not storage.resolve(files_dir, avatar.image_file).is_file():
+        raise NotFound(
+            "The reference photo's file is missing from the data folder; run `lumiku doctor`."
+        )
+    box = face_box.from_json(avatar.face_box, avatar.width, avatar.height)
+    return ReferenceCopy(
+        avatar.image_file,
+        avatar.thumbnail_file,
+        avatar.id,
+        avatar.width,
+        avatar.height,
+        box or face_box.center(avatar.width, avatar.height, "no_face"),
+        likeness,
+    )
+
+
+def check_likeness(likeness: float | None) -> None:
+    if likeness is not None and not 0.0 <= likeness <= 1.0:  # NaN fails the comparison too
+        raise InvalidInput("likeness must be between 0 and 1 (0 %–100 %).")
+
+
+def resolve(copy: ReferenceCopy, model: AIModel, style: str | None) -> tuple[str, dict[str, Any]]:
+    """The mode and the JSON a generation stores; 422 when the model (or style) cannot use a
+    photo, naming the ones that can."""
+    mode = mode_for(model, style)
+    if mode is None:
+        raise InvalidInput(_unsupported_message(model, style), code="reference_unsupported")
+    likeness = copy.likeness if copy.likeness is not None else default_likeness(model, mode)
+    return mode, {
+        "avatarId": copy.avatar_id,
+        "sha256": sha256_of(copy.image_file),
+        "likeness": round(float(likeness), 4),
+        "mode": mode,
+        "faceBox": face_box.as_json(copy.face_box),
+        "width": copy.width,
+        "height": copy.height,
+    }
+
+
+def sha256_of(image_file: str) -> str:
+    return image_file.split("/", 1)[1].split(".", 1)[0]  # content-addressed: "ab/<sha256>.png"
+
+
+def _unsupported_message(model: AIModel, style: str | None) -> str:
+    caps = model.capabilities or {}
+    if model.provider == "dicebear" and caps.get("lookAlikeStyles"):
+        chosen = style or caps.get("defaultStyle")
+        styles = ", ".join(caps["lookAlikeStyles"])
+        return (
+            f"The {chosen} style cannot use a photo: it has no skin or hair colours to match. "
+            f"These styles can: {styles}."
+        )
+    able = [
+        candidate.name
+        for candidate in AIModel.select().where(AIModel.enabled == True)  # noqa: E712
+        if mode_for(candidate) is not None
+    ]
+    which = ", ".join(able) if able else "none is enabled"
+    return f"{model.name} cannot start from a photo. Models that can: {which}."
+
+
+# ---------------------------------------------------------------- reading it in the worker
+
+
+def for_engine(generation: AvatarGeneration, files_dir: Path) -> Reference | None:
+    """The engine's view of a generation's reference; PermanentEngineError if its file is gone."""
+    info = generation.reference
+    if not generation.reference_file or not info:
+        return None
+    try:
+        png = storage.resolve(files_dir, generation.reference_file).read_bytes()
+    except FileNotFoundError:
+        raise PermanentEngineError(
+            "The reference photo's file is missing from the data folder; run `lumiku doctor`. "
+            "Undelivered images were refunded."
+        ) from None
+    width, height = int(info["width"]), int(info["height"])
+    box = face_box.from_json(info.get("faceBox"), width, height) or face_box.center(
+        width, height, "no_face"
+    )
+    return Reference(
+        png=png,
+        sha256=str(info["sha256"]),
+        width=width,
+        height=height,
+        face_box=box,
+        likeness=float(info["likeness"]),
+        mode=str(info["mode"]),
+    )
+
+
+def file_path(files_dir: Path, generation_id: str, thumbnail: bool) -> Path:
+    """A generation's reference file (or its thumbnail); 404 when it has none."""
+    generation = AvatarGeneration.get_or_none(AvatarGeneration.id == generation_id)
+    if generation is None:
+        raise NotFound("No generation has that id.")
+    name = generation.reference_thumbnail if thumbnail else generation.reference_file
+    if not name:
+        raise NotFound("This generation has no reference photo.")
+    path = storage.resolve(files_dir, name)
+    if not path.is_file():
+        raise NotFound(
+            "The reference photo's file is missing from the data folder; run `lumiku doctor`."
+        )
+    return path

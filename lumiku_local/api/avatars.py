@@ -4,23 +4,52 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import delete, get
+from litestar import delete, get, patch
 from litestar.datastructures import State
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import File
 
 from .. import avatars
 from . import blocking, shapes
 from .answers import change_errors, errors
+from .strict_input import Body
 
 API = shapes.API
 CACHE = {"Cache-Control": "private, max-age=31536000, immutable"}  # content-addressed files
+
+
+class FaceBoxBody(Body):
+    x: int
+    y: int
+    size: int
+
+
+class AvatarPatch(Body, rename="camel"):
+    name: str | None = None
+    # the face square on the photo, in its pixels: what a reference generation follows
+    face_box: FaceBoxBody | None = None
 
 
 @get(f"{API}/avatars/{{avatar_id:str}}", tags=["avatars"], responses=errors(404))
 @blocking
 def get_avatar(avatar_id: FromPath[str]) -> dict[str, Any]:
     return {"avatar": shapes.avatar(avatars.get_live(avatar_id))}
+
+
+@patch(f"{API}/avatars/{{avatar_id:str}}", tags=["avatars"], responses=change_errors(404, 422))
+@blocking
+def update_avatar(
+    state: State, avatar_id: FromPath[str], data: JSONBody[AvatarPatch]
+) -> dict[str, Any]:
+    """Rename the avatar or move its face square (generations already made keep theirs)."""
+    box = data.face_box
+    avatar = avatars.update(
+        state.runtime,
+        avatar_id,
+        face_box={"x": box.x, "y": box.y, "size": box.size} if box else None,
+        name=data.name,
+    )
+    return {"avatar": shapes.avatar(avatar)}
 
 
 @get(f"{API}/avatars/{{avatar_id:str}}/image", tags=["avatars"], responses=errors(404))
@@ -49,4 +78,4 @@ def delete_avatar(state: State, avatar_id: FromPath[str]) -> None:
     avatars.delete(state.runtime, avatar_id)
 
 
-routes = [get_avatar, avatar_image, avatar_thumbnail, delete_avatar]
+routes = [get_avatar, update_avatar, avatar_image, avatar_thumbnail, delete_avatar]

@@ -7,10 +7,12 @@ from typing import Any
 from litestar import get, post
 from litestar.datastructures import State
 from litestar.params import FromPath
+from litestar.response import File
 
-from .. import generations
+from .. import generations, references
 from . import blocking, shapes
 from .answers import change_errors, errors
+from .avatars import CACHE
 
 API = shapes.API
 
@@ -19,6 +21,29 @@ API = shapes.API
 @blocking
 def get_generation(generation_id: FromPath[str]) -> dict[str, Any]:
     return {"generation": shapes.generation(generations.get_generation(generation_id))}
+
+
+@get(
+    f"{API}/generations/{{generation_id:str}}/reference",
+    tags=["generations"],
+    responses=errors(404),
+)
+@blocking
+def generation_reference(state: State, generation_id: FromPath[str]) -> File:
+    """The photo this generation starts from: its own copy, kept even if the photo is deleted."""
+    path = references.file_path(state.runtime.settings.files_dir, generation_id, thumbnail=False)
+    return File(path, media_type="image/png", content_disposition_type="inline", headers=CACHE)
+
+
+@get(
+    f"{API}/generations/{{generation_id:str}}/reference/thumbnail",
+    tags=["generations"],
+    responses=errors(404),
+)
+@blocking
+def generation_reference_thumbnail(state: State, generation_id: FromPath[str]) -> File:
+    path = references.file_path(state.runtime.settings.files_dir, generation_id, thumbnail=True)
+    return File(path, media_type="image/webp", content_disposition_type="inline", headers=CACHE)
 
 
 @post(
@@ -52,4 +77,10 @@ def retry_generation(state: State, generation_id: FromPath[str]) -> dict[str, An
     }
 
 
-routes = [get_generation, cancel_generation, retry_generation]
+routes = [
+    get_generation,
+    generation_reference,
+    generation_reference_thumbnail,
+    cancel_generation,
+    retry_generation,
+]

@@ -43,6 +43,10 @@ class GenerateBody(Body, rename="camel"):
     seed: SmallInt | None = None
     width: SmallInt | None = None
     height: SmallInt | None = None
+    # a live avatar of this project (an uploaded photo, or any avatar) to start from
+    reference_avatar_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    # 0-1: how strongly the results follow the photo; the model's default when left out
+    likeness: float | None = None
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import generations
+from .. import generations, references
 from ..db import dicts, iso
 from ..models import (
     AIModel,
@@ -34,6 +34,7 @@ def avatar(row: Avatar | dict[str, Any]) -> dict[str, Any]:
         "seed": data.get("seed"),
         "modelKey": data.get("model_key"),
         "style": data.get("style"),
+        "faceBox": data.get("face_box"),
         "width": data["width"],
         "height": data["height"],
         "fileSize": data["file_size"],
@@ -102,6 +103,7 @@ def _generation(
         "creditRefunded": refunded,
         "attempts": row.error_attempts,
         "retriedFromId": row.retried_from_id,
+        "reference": reference(row),
         "createdAt": iso(row.created_at),
         "startedAt": iso(row.started_at),
         "completedAt": iso(row.completed_at),
@@ -111,6 +113,16 @@ def _generation(
     if avatars is not None:
         shape["avatars"] = avatars
     return shape
+
+
+def reference(row: AvatarGeneration) -> dict[str, Any] | None:
+    if not row.reference_file or not row.reference:
+        return None
+    return {
+        **row.reference,
+        "imageUrl": f"{API}/generations/{row.id}/reference",
+        "thumbnailUrl": f"{API}/generations/{row.id}/reference/thumbnail",
+    }
 
 
 def ai_model(row: AIModel, downloads: Any = None) -> dict[str, Any]:
@@ -137,6 +149,7 @@ def ai_model(row: AIModel, downloads: Any = None) -> dict[str, Any]:
         "enabled": row.enabled,
         "deadlineSeconds": row.deadline_seconds,
         "capabilities": row.capabilities,
+        "reference": references.capability(row),
         **download_state,
     }
 

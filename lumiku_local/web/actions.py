@@ -172,21 +172,9 @@ def retry(state: State, generation_id: FromPath[str]) -> Template:
 @post("/ui/avatars/{avatar_id:str}/more", include_in_schema=False, status_code=200)
 @blocking
 def more_like_this(state: State, avatar_id: FromPath[str]) -> ClientRedirect:
-    """A new generation with this avatar's prompt, model, style and size, and new seeds."""
-    avatar = avatars.get_live(avatar_id)
-    if avatar.source != "generated" or not avatar.prompt:
-        raise InvalidInput("Only generated avatars have a prompt to generate more from.")
-    source = AvatarGeneration.get_or_none(AvatarGeneration.id == avatar.generation_id)
-    request = generations.GenerateRequest(
-        prompt=avatar.prompt,
-        model_key=avatar.model_key,
-        style=avatar.style,
-        count=source.count if source else 4,
-        width=avatar.width,
-        height=avatar.height,
-    )
-    generation, _ = generations.submit(state.runtime, avatar.project_id, request)
-    return ClientRedirect(f"/projects/{avatar.project_id}#generation-{generation.id}")
+    """A new generation with this avatar's prompt, model, style, size and reference."""
+    generation, _ = generations.more_like(state.runtime, avatar_id)
+    return ClientRedirect(f"/projects/{generation.project_id}#generation-{generation.id}")
 
 
 @post("/ui/avatars/{avatar_id:str}/delete", include_in_schema=False, status_code=200)

@@ -245,6 +245,27 @@ class Server:
         assert status == 200, body
         return body
 
+    def read(self, path: str) -> bytes:
+        """The raw body of a GET (an image)."""
+        with urllib.request.urlopen(self.url + path, timeout=10) as response:
+            return response.read()
+
+    def upload(self, project_id: str, content: bytes, filename: str = "photo.png") -> dict:
+        """Upload an image into a project (multipart, as the page sends it); the avatar JSON."""
+        boundary = "lumikutestboundary"
+        body = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="{filename}"\r\nContent-Type: image/png\r\n\r\n'
+        ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+        request = urllib.request.Request(
+            f"{self.url}{API}/projects/{project_id}/avatars/upload",
+            data=body,
+            method="POST",
+            headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())["avatar"]
+
     def wait_generation(self, generation_id: str, timeout: float = 30.0) -> dict:
         """The generation once it is completed, failed or canceled."""
         return wait_for(

@@ -90,4 +90,36 @@ def test_empty_catalog_is_restored_at_start(app_client):
     client.__exit__(None, None, None)
     restarted = app_client()
     assert restarted.get("/health").status_code == 200
-    assert len(restarted.get(f"{API}/models").json()["models"]) == 7
+    assert len(restarted.get(f"{API}/models").json()["models"]) == len(catalog.ai_models())
+
+
+def test_m009_upgrades_a_database_made_before_references(client):
+    """A database from before photo references gets its columns and new models; an admin's
+    cost stays, and generations made before keep working."""
+    from lumiku_local.db import database
+    from lumiku_local.models import Avatar, AvatarGeneration
+
+    project = client.project()
+    before = client.wait_generation(client.generate(project, count=1)["generation"]["id"])
+    AIModel.update(credit_cost=5).where(AIModel.key == catalog.INSTANT_MODEL_KEY).execute()
+    database.execute_sql("DROP INDEX avatar_generation_reference_file")
+    for table, column in (
+        ("avatar", "face_box"),
+        ("avatar_generation", "reference_file"),
+        ("avatar_generation", "reference_thumbnail"),
+        ("avatar_generation", "reference"),
+    ):
+        database.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
+    AIModel.delete().where(AIModel.provider == "diffusers").execute()
+    migrations.Migration.delete().where(
+        migrations.Migration.name == "m009_photo_references"
+    ).execute()
+    assert migrations.migrate() == ["m009_photo_references"]
+    columns = {c.name for c in database.get_columns("avatar_generation")}
+    assert {"reference_file", "reference_thumbnail", "reference"} <= columns
+    assert "face_box" in {c.name for c in database.get_columns("avatar")}
+    assert AIModel.select().count() == len(catalog.ai_models())
+    assert AIModel.get_by_id(catalog.INSTANT_MODEL_KEY).credit_cost == 5
+    assert AvatarGeneration.get_by_id(before["id"]).reference is None
+    assert Avatar.select().where(Avatar.generation == before["id"]).count() == 1
+    assert client.generation(before["id"])["reference"] is None

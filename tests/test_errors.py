@@ -226,11 +226,11 @@ def test_an_unknown_field_is_refused_by_name_never_ignored_and_charged(client):
     project = client.project()
     response = client.post(
         f"{API}/projects/{project}/avatars/generate",
-        json={"prompt": "x", "referenceAvatarId": "abc"},
+        json={"prompt": "x", "referenceImage": "abc"},
     )
     assert response.status_code == 400
     message = response.json()["error"]["message"]
-    assert message.startswith("referenceAvatarId is not a field") and "spelling" in message
+    assert message.startswith("referenceImage is not a field") and "spelling" in message
     assert client.balance() == 1000
     assert client.post(f"{API}/projects", json={"name": "x", "colour": "red"}).status_code == 400
     patch = client.patch("/api/admin/models/avatar-creator:instant", json={"cost": 0})

@@ -181,8 +181,12 @@ def submit(
     references.check_likeness(request.likeness)
     if request.likeness is not None and not (request.reference_avatar_id or request.reference):
         raise InvalidInput("likeness needs a reference photo: add referenceAvatarId.")
+    found = None
     if request.reference_avatar_id:
-        references.ensure_face_box(runtime.settings.files_dir, request.reference_avatar_id)
+        found = references.find_face(
+            runtime.settings.files_dir, request.reference_avatar_id, project_id
+        )
+    files_dir = runtime.settings.files_dir
     with write_transaction():
         project = live_project(project_id)
         model = choose_model(request.model_key)
@@ -190,7 +194,7 @@ def submit(
         copy = request.reference
         if request.reference_avatar_id:
             photo = references.photo_of(request.reference_avatar_id, project.id)
-            copy = references.copy_of(photo, runtime.settings.files_dir, request.likeness)
+            copy = references.copy_of(photo, files_dir, request.likeness, found)
         elif copy is not None and request.likeness is not None:
             copy = dataclasses.replace(copy, likeness=request.likeness)
         reference = None

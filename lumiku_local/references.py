@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from . import face_box, storage
-from .db import write_transaction
 from .engines.base import FaceBox, PermanentEngineError, Reference
 from .errors import InvalidInput, NotFound
 from .models import AIModel, Avatar, AvatarGeneration
@@ -108,31 +107,35 @@ def photo_of(avatar_id: str, project_id: str) -> Avatar:
     return avatar
 
 
-def ensure_face_box(files_dir: Path, avatar_id: str) -> None:
-    """Find the face of an avatar that has no square yet (older uploads, generated avatars),
-    outside any write transaction: reading and scanning a photo takes a moment."""
+def find_face(files_dir: Path, avatar_id: str, project_id: str) -> FaceBox | None:
+    """The face square of an avatar that has none yet (older uploads, generated avatars),
+    found outside any write transaction (reading and scanning a photo takes a moment);
+    copy_of stores it with the generation, so a refused request changes nothing."""
     avatar = Avatar.get_or_none(Avatar.id == avatar_id)
-    if avatar is None or avatar.face_box:
-        return
+    if avatar is None or avatar.face_box or avatar.project_id != project_id:
+        return None
     from PIL import Image
 
     try:
         with Image.open(storage.resolve(files_dir, avatar.image_file)) as image:
-            box = face_box.detect(image.convert("RGB"))
-    except (OSError, ValueError):  # a missing file: submit reports it
-        return
-    with write_transaction():
-        Avatar.update(face_box=face_box.as_json(box)).where(
-            (Avatar.id == avatar_id) & Avatar.face_box.is_null()
-        ).execute()
+            return face_box.detect(image.convert("RGB"))
+    except (OSError, ValueError):  # a missing file: copy_of reports it
+        return None
 
 
-def copy_of(avatar: Avatar, files_dir: Path, likeness: float | None) -> ReferenceCopy:
+def copy_of(
+    avatar: Avatar, files_dir: Path, likeness: float | None, found: FaceBox | None = None
+) -> ReferenceCopy:
+    """Call in the submit's write transaction; `found`: find_face's square for an avatar
+    without one, kept on the avatar too."""
     if not storage.resolve(files_dir, avatar.image_file).is_file():
         raise NotFound(
             "The reference photo's file is missing from the data folder; run `lumiku doctor`."
         )
     box = face_box.from_json(avatar.face_box, avatar.width, avatar.height)
+    if box is None and found is not None:
+        box = found
+        Avatar.update(face_box=face_box.as_json(found)).where(Avatar.id == avatar.id).execute()
     return ReferenceCopy(
         avatar.image_file,
         avatar.thumbnail_file,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from litestar import delete, get, patch
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody
@@ -26,8 +27,16 @@ class FaceBoxBody(Body):
 
 class AvatarPatch(Body, rename="camel"):
     name: str | None = None
-    # the face square on the photo, in its pixels: what a reference generation follows
-    face_box: FaceBoxBody | None = None
+    face_box: (
+        Annotated[
+            FaceBoxBody,
+            msgspec.Meta(
+                description="The face square on the photo, in its pixels: what generations "
+                "that use it as a reference follow. Must lie inside the image."
+            ),
+        ]
+        | None
+    ) = None
 
 
 @get(f"{API}/avatars/{{avatar_id:str}}", tags=["avatars"], responses=errors(404))

@@ -43,10 +43,27 @@ class GenerateBody(Body, rename="camel"):
     seed: SmallInt | None = None
     width: SmallInt | None = None
     height: SmallInt | None = None
-    # a live avatar of this project (an uploaded photo, or any avatar) to start from
-    reference_avatar_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
-    # 0-1: how strongly the results follow the photo; the model's default when left out
-    likeness: float | None = None
+    reference_avatar_id: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=64,
+                description="A live avatar of this project (an uploaded photo, or any avatar) "
+                "to start from; see each model's `reference` for how it uses one.",
+            ),
+        ]
+        | None
+    ) = None
+    likeness: (
+        Annotated[
+            float,
+            msgspec.Meta(
+                description="0-1: how strongly the results follow the photo; the model's "
+                "`reference.defaultLikeness` when left out. Needs referenceAvatarId."
+            ),
+        ]
+        | None
+    ) = None
 
 
 @dataclass

@@ -191,6 +191,213 @@
     main.append(box);
   }
 
+  // ---------------------------------------------------------------- the reference photo
+
+  const API = "/api/apps/avatar-creator";
+  const MIN_FACE = 16;  // face_box.MIN_SIZE
+  const FACE_SOURCES = {
+    detected: "Face found: the square marks it. Drag it to adjust.",
+    user: "Your square is used.",
+    no_face: "No face found: the centre square is used; drag it onto the face.",
+    no_detector: "Face detection is not installed in this version: the centre square is used; drag it onto the face.",
+  };
+
+  function centreSquare(width, height) {  // face_box.center: two thirds of the short side
+    const size = Math.max(Math.floor(Math.min(width, height) * 2 / 3), Math.min(MIN_FACE, width, height));
+    return { x: Math.floor((width - size) / 2), y: Math.floor((height - size) / 2), size, source: null };
+  }
+
+  // The photo picker of the generate form, and the face square drawn over the chosen photo:
+  // dragged, resized or moved with the keyboard, and saved (PATCH) a moment after it stops.
+  function setUpReference(form, onChange) {
+    const fieldset = $("[data-reference]", form);
+    if (!fieldset) return { chosen: () => null, pending: () => false, flush: async () => true };
+    const editor = $("[data-face-editor]", fieldset);
+    const photo = $("[data-face-photo]", editor);
+    const square = $("[data-face-square]", editor);
+    const sizeInput = $("[data-face-size]", editor);
+    const where = $("[data-face-where]", editor);
+    const sourceNote = $("[data-face-source] span", editor);
+    let current = null;  // {input, width, height, box}
+    let saveTimer = null;
+    let saveTarget = null;
+    let inFlight = 0;
+    let saving = Promise.resolve(true);
+
+    function choose() {
+      if (saveTimer) save();  // the square of the photo being left is saved first
+      const input = $("input[name=reference]:checked", fieldset);
+      if (!input?.value) {
+        current = null;
+        editor.hidden = true;
+        onChange(false);
+        return;
+      }
+      const width = Number(input.dataset.width), height = Number(input.dataset.height);
+      const stored = JSON.parse(input.dataset.faceBox || "null");
+      current = { input, width, height, box: stored || centreSquare(width, height) };
+      photo.width = width;
+      photo.height = height;
+      if (photo.getAttribute("src") !== input.dataset.imageUrl) photo.src = input.dataset.imageUrl;
+      sizeInput.min = String(Math.min(MIN_FACE, width, height));
+      sizeInput.max = String(Math.min(width, height));
+      editor.hidden = false;
+      draw();
+      describe();
+      onChange(true);
+    }
+
+    function draw() {
+      const { x, y, size } = current.box;
+      square.style.left = `${(x / current.width) * 100}%`;
+      square.style.top = `${(y / current.height) * 100}%`;
+      square.style.width = `${(size / current.width) * 100}%`;
+      square.style.height = `${(size / current.height) * 100}%`;
+      sizeInput.value = String(size);
+      where.textContent = `${size} × ${size} px at ${x}, ${y}`;
+    }
+
+    function describe() {
+      const source = current.box.source;
+      sourceNote.textContent = FACE_SOURCES[source] || "The centre square is used: drag it onto the face.";
+    }
+
+    function setBox(x, y, size) {
+      const { width, height } = current;
+      size = Math.round(Math.min(Math.max(size, Number(sizeInput.min)), Math.min(width, height)));
+      x = Math.round(Math.min(Math.max(x, 0), width - size));
+      y = Math.round(Math.min(Math.max(y, 0), height - size));
+      const box = current.box;
+      if (box.x === x && box.y === y && box.size === size) return;
+      current.box = { x, y, size, source: "user" };
+      draw();
+      describe();
+      clearTimeout(saveTimer);
+      saveTarget = current;
+      saveTimer = setTimeout(save, 400);
+    }
+
+    function resizeAroundCentre(size) {
+      const { x, y, size: old } = current.box;
+      setBox(x + (old - size) / 2, y + (old - size) / 2, size);
+    }
+
+    function save() {
+      clearTimeout(saveTimer);
+      saveTimer = null;
+      const target = saveTarget;
+      const { x, y, size } = target.box;
+      inFlight += 1;
+      saving = saving.then(() => patch(target, { x, y, size })).finally(() => { inFlight -= 1; });
+      return saving;
+    }
+
+    async function patch(target, faceBox) {
+      let response;
+      try {
+        response = await fetch(`${API}/avatars/${encodeURIComponent(target.input.value)}`, {
+          method: "PATCH",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ faceBox }),
+        });
+      } catch (_) {
+        showError(fieldset, alertHtml("The face square was not saved: Lumiku is not answering. Is it still running?"));
+        return false;
+      }
+      const text = await response.text();
+      if (!response.ok) {
+        showError(fieldset, errorHtml(response.status, response.headers.get("content-type") || "", text));
+        return false;
+      }
+      const saved = JSON.parse(text).avatar.faceBox;
+      target.input.dataset.faceBox = JSON.stringify(saved);
+      return true;
+    }
+
+    // pointer: drag the square to move it, its corner handle to resize it
+    square.addEventListener("pointerdown", (event) => {
+      if (!current || event.button !== 0) return;
+      event.preventDefault();
+      square.focus();
+      square.setPointerCapture(event.pointerId);
+      const resizing = event.target.closest("[data-face-handle]") !== null;
+      const scale = current.width / photo.getBoundingClientRect().width;  // image px per screen px
+      const start = { ...current.box, px: event.clientX, py: event.clientY };
+      const move = (moved) => {
+        const dx = (moved.clientX - start.px) * scale, dy = (moved.clientY - start.py) * scale;
+        if (resizing) setBox(start.x, start.y, start.size + Math.max(dx, dy));
+        else setBox(start.x + dx, start.y + dy, start.size);
+      };
+      const end = () => {
+        square.removeEventListener("pointermove", move);
+        square.removeEventListener("pointerup", end);
+        square.removeEventListener("pointercancel", end);
+        if (saveTimer) save();
+      };
+      square.addEventListener("pointermove", move);
+      square.addEventListener("pointerup", end);
+      square.addEventListener("pointercancel", end);
+    });
+
+    square.addEventListener("wheel", (event) => {
+      if (!current) return;
+      event.preventDefault();
+      const step = Math.max(2, Math.round(Math.min(current.width, current.height) / 40));
+      resizeAroundCentre(current.box.size + (event.deltaY < 0 ? step : -step));
+    }, { passive: false });
+
+    // keyboard: arrows move (Shift: five times as far), + and - (or Page Up/Down) resize
+    square.addEventListener("keydown", (event) => {
+      if (!current) return;
+      const step = Math.max(1, Math.round(Math.min(current.width, current.height) / 50)) * (event.shiftKey ? 5 : 1);
+      const { x, y, size } = current.box;
+      const moves = {
+        ArrowLeft: () => setBox(x - step, y, size),
+        ArrowRight: () => setBox(x + step, y, size),
+        ArrowUp: () => setBox(x, y - step, size),
+        ArrowDown: () => setBox(x, y + step, size),
+        "+": () => resizeAroundCentre(size + step),
+        "=": () => resizeAroundCentre(size + step),
+        PageUp: () => resizeAroundCentre(size + step),
+        "-": () => resizeAroundCentre(size - step),
+        PageDown: () => resizeAroundCentre(size - step),
+      };
+      const action = moves[event.key];
+      if (!action) return;
+      event.preventDefault();
+      action();
+    });
+
+    sizeInput.addEventListener("input", (event) => {
+      event.stopPropagation();  // the square's size is not a form field
+      if (current) resizeAroundCentre(Number(sizeInput.value));
+    });
+    sizeInput.addEventListener("change", (event) => event.stopPropagation());
+
+    fieldset.addEventListener("change", (event) => {
+      if (event.target.name === "reference") choose();
+    });
+
+    // a photo uploaded on this page joins the picker
+    function add(choices) {
+      const list = $("[data-reference-choices]", fieldset);
+      const fresh = choices.filter((choice) => !document.getElementById(choice.id));
+      if (!fresh.length) return;
+      list.firstElementChild.after(...fresh);
+      $("[data-no-photos]", fieldset).hidden = true;
+    }
+
+    const api = {
+      chosen: () => current?.input.value || null,
+      pending: () => saveTimer !== null || inFlight > 0,
+      flush: () => (saveTimer ? save() : saving),
+      add,
+    };
+    form.referencePicker = api;
+    queueMicrotask(choose);
+    return api;
+  }
+
   // ---------------------------------------------------------------- the generate form
 
   function setUpGenerateForm(form) {
@@ -198,6 +405,43 @@
     const count = $("#count", form);
     const styles = $("[data-styles]", form);
     const size = $("#size", form);
+    const likeness = $("[data-likeness]", form);
+    const note = $("[data-reference-note]", form);
+    const submit = $("button[type=submit]", form);
+    let likenessTouched = false;
+    let styleTouched = false;
+    const reference = setUpReference(form, () => update());
+
+    // with a photo, the Instant model needs a style that takes one: switch to one, unless
+    // the person chose the style themselves (then the note says why Generate is off)
+    function pickPhotoStyle() {
+      const model = $("input[name=model]:checked", form);
+      const chosen = $("input[name=style]:checked", form);
+      if (styleTouched || model?.dataset.referenceMode !== "lookAlike" || !chosen) return;
+      if (chosen.closest("label").hasAttribute("data-photo")) return;
+      const able = $("label[data-photo] input[name=style]", form);
+      if (able) able.checked = true;
+    }
+
+    function referenceProblem(model, instant) {
+      if (!model) return "";
+      if (!model.dataset.referenceMode) {
+        const able = $$("input[name=model]", form).filter((m) => m.dataset.referenceMode);
+        const ready = able.filter((m) => !m.disabled).map((m) => m.dataset.name);
+        const later = able.length - ready.length;
+        const which = [
+          ready.length ? ` Installed models that can: ${ready.join(", ")}.` : "",
+          later ? ` ${later} more can once downloaded (Models page).` : "",
+        ].join("");
+        return `${model.dataset.name} cannot start from a photo.${which} Or choose “No photo”.`;
+      }
+      const style = $("input[name=style]:checked", form);
+      if (instant && style && !style.closest("label").hasAttribute("data-photo")) {
+        return `The ${style.value} style cannot use a photo. Choose a style that is not greyed out, or “No photo”.`;
+      }
+      return "";
+    }
+
     const update = () => {
       const model = $("input[name=model]:checked", form);
       const perImage = Number(model?.dataset.cost || 0);
@@ -225,12 +469,40 @@
         });
         if (size.selectedOptions[0]?.disabled) size.value = model.dataset.size;
       }
+      const withPhoto = reference.chosen() !== null;
+      if (withPhoto) pickPhotoStyle();
       const chosenStyle = $("input[name=style]:checked", form);
       if (chosenStyle) {
         $("[data-style-name]", form).textContent = chosenStyle.value;
         $("[data-style-preview]", form).src = $("img", chosenStyle.closest("label")).src;
       }
+      form.classList.toggle("with-photo", withPhoto);
+      $$("[data-reference-line]", form).forEach((line) => { line.hidden = !withPhoto; });
+      const stylesNote = $("[data-photo-styles-note]", form);
+      if (stylesNote) stylesNote.hidden = !(withPhoto && instant);
+      if (likeness) {
+        likeness.disabled = !withPhoto;
+        const fallback = Number(model?.dataset.defaultLikeness);
+        if (!likenessTouched && model?.dataset.defaultLikeness && Number.isFinite(fallback)) {
+          likeness.value = String(Math.round(fallback * 100));
+        }
+        $("[data-likeness-value]", form).textContent = `${likeness.value}%`;
+      }
+      const problem = withPhoto ? referenceProblem(model, instant) : "";
+      note.hidden = !problem;
+      $("span", note).textContent = problem;
+      submit.disabled = Boolean(problem);
     };
+    likeness?.addEventListener("input", () => { likenessTouched = true; });
+    form.addEventListener("change", (event) => {
+      if (event.target.name === "style" && event.isTrusted) styleTouched = true;
+    });
+    // the face square is saved a moment after it stops moving: a Generate waits for that
+    form.addEventListener("htmx:confirm", (event) => {
+      if (!reference.pending()) return;
+      event.preventDefault();
+      reference.flush().then((saved) => { if (saved) event.detail.issueRequest(true); });
+    });
     form.addEventListener("input", update);
     form.addEventListener("change", update);
     document.body.addEventListener("htmx:afterSettle", update);
@@ -311,6 +583,8 @@
     if (fresh.length) $("#no-avatars")?.remove();
     const counter = $("[data-gallery-count]");
     if (counter) counter.textContent = String($$("li.tile", gallery).length);
+    const choices = template.content.querySelector("template[data-reference-choices]");
+    if (choices) $("#generate")?.referencePicker?.add(Array.from(choices.content.children));
   }
 
   // ---------------------------------------------------------------- live progress

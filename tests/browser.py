@@ -91,8 +91,12 @@ def axe_violations(page: Page) -> list[str]:
     ]
 
 
-def screenshot(page: Page, name: str) -> Path:
+def screenshot(page: Page, name: str, selector: str | None = None) -> Path:
+    """The whole page, or only the element `selector` names, as test-artifacts/<name>.png."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    if selector:
+        page.locator(selector).screenshot(path=str(path))
+    else:
+        page.screenshot(path=str(path), full_page=True)
     return path

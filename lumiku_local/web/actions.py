@@ -102,7 +102,7 @@ async def upload(
     name = filename.rsplit(".", 1)[0][:120] or "Uploaded photo"
     avatar = await in_thread(avatars.upload, state.runtime, project_id, content, name)
     return fragment(
-        "_tiles.html", {"avatars": [shapes.avatar(avatar)]}, _toast(f"Uploaded {filename}.")
+        "_uploaded.html", {"avatars": [shapes.avatar(avatar)]}, _toast(f"Uploaded {filename}.")
     )
 
 
@@ -116,6 +116,8 @@ def generate(state: State, project_id: FromPath[str], data: Form) -> Template:
     model_key = data.get("model") or None
     model = AIModel.get_or_none(AIModel.key == model_key) if model_key else None
     takes_style = model is None or model.provider == "dicebear"
+    reference = data.get("reference") or None
+    likeness = _number(data, "likeness", "Likeness") if reference else None
     request = generations.GenerateRequest(
         prompt=data.get("prompt", ""),
         model_key=model_key,
@@ -124,6 +126,8 @@ def generate(state: State, project_id: FromPath[str], data: Form) -> Template:
         seed=_number(data, "seed", "Seed"),
         width=size,
         height=size,
+        reference_avatar_id=reference,
+        likeness=None if likeness is None else likeness / 100,  # the slider is in percent
     )
     generation, balance = generations.submit(state.runtime, project_id, request)
     spent = generation.credit_cost * generation.count

@@ -24,6 +24,7 @@ from ..errors import NotFound
 from ..generations import counts_by_status
 from ..models import (
     AIModel,
+    Avatar,
     AvatarGeneration,
     AvatarPreset,
     AvatarProject,
@@ -138,7 +139,10 @@ def _deleted_notice(project_id: str) -> str | None:
 
 @get("/projects/{project_id:str}", include_in_schema=False)
 @blocking
-def project_page(state: State, project_id: FromPath[str]) -> Template:
+def project_page(
+    state: State, project_id: FromPath[str], reference: FromQuery[str | None] = None
+) -> Template:
+    """The project: its generate form (with `?reference=` an avatar chosen as its photo)."""
     project = generations.live_project(project_id)
     gallery = [shapes.avatar(row) for row in projects.live_avatars(project.id)]
     recent = list(
@@ -164,8 +168,11 @@ def project_page(state: State, project_id: FromPath[str]) -> Template:
         models=models,
         chosen_model=_default_model(models),
         styles=styles,
+        photo_styles=set(((instant or {}).get("reference") or {}).get("styles") or ()),
         sample_src=_sample_uris(tuple(styles)),
         default_style=(instant or {}).get("capabilities", {}).get("defaultStyle"),
+        references=_reference_choices(gallery, reference),
+        chosen_reference=reference,
         presets=[shapes.preset(p) for p in AvatarPreset.select().order_by(AvatarPreset.sort_order)],
         personas=[
             shapes.persona_example(p)
@@ -175,6 +182,13 @@ def project_page(state: State, project_id: FromPath[str]) -> Template:
         sizes=(256, 384, 512, 768, 1024),
         max_upload_bytes=state.runtime.settings.max_upload_bytes,
     )
+
+
+def _reference_choices(gallery: list[dict[str, Any]], chosen: str | None) -> list[dict[str, Any]]:
+    """The photos the form offers as a reference, plus a generated avatar the link chose."""
+    photos = [avatar for avatar in gallery if avatar["source"] == "upload"]
+    picked = next((a for a in gallery if a["id"] == chosen and a["source"] != "upload"), None)
+    return photos + [picked] if picked else photos
 
 
 def _default_model(models: list[dict[str, Any]]) -> str | None:
@@ -189,13 +203,19 @@ def _default_model(models: list[dict[str, Any]]) -> str | None:
 def generation_page(state: State, generation_id: FromPath[str]) -> Template:
     row = generations.get_generation(generation_id)
     project = AvatarProject.get_by_id(row.project_id)
+    generation = shapes.generation(row)
+    reference_id = (generation.get("reference") or {}).get("avatarId")
     return _page(
         state,
         "generation.html",
         nav="projects",
-        generation=shapes.generation(row),
+        generation=generation,
         project=shapes.project(project),
         project_deleted=project.deleted_at is not None,
+        reference_avatar_live=bool(reference_id)
+        and Avatar.select()
+        .where((Avatar.id == reference_id) & Avatar.deleted_at.is_null())
+        .exists(),
     )
 
 

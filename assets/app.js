@@ -410,6 +410,10 @@
     const submit = $("button[type=submit]", form);
     let likenessTouched = false;
     let styleTouched = false;
+    // before update() sees the click ("input" comes before "change"): a chosen style stays
+    form.addEventListener("input", (event) => {
+      if (event.target.name === "style" && event.isTrusted) styleTouched = true;
+    });
     const reference = setUpReference(form, () => update());
 
     // with a photo, the Instant model needs a style that takes one: switch to one, unless
@@ -494,9 +498,6 @@
       submit.disabled = Boolean(problem);
     };
     likeness?.addEventListener("input", () => { likenessTouched = true; });
-    form.addEventListener("change", (event) => {
-      if (event.target.name === "style" && event.isTrusted) styleTouched = true;
-    });
     // the face square is saved a moment after it stops moving: a Generate waits for that
     form.addEventListener("htmx:confirm", (event) => {
       if (!reference.pending()) return;

@@ -35,6 +35,14 @@ def ai_models() -> list[dict]:
         "vramGb": 24,
         "sizeMultiple": 16,
     }
+    # IP-Adapter plus-face (h94/IP-Adapter, Apache-2.0) with its ViT-H image encoder, shared by
+    # both entries: one copy in the Hugging Face cache
+    face_adapter = {
+        "repo": "h94/IP-Adapter",
+        "imageEncoderFolder": "models/image_encoder",
+        "kind": "plus-face",
+        "licence": "Apache-2.0",
+    }
     realism = {
         **flux_dev,
         "loraRepo": "XLabs-AI/flux-RealismLora",
@@ -168,6 +176,77 @@ def ai_models() -> list[dict]:
                 "guidance": 0.0,
                 "sizeBytes": 6_900_000_000,
                 "vramGb": 8,
+            },
+        },
+        {
+            "key": "avatar-creator:sd15-lcm-face",
+            "name": "Your face: SD 1.5 LCM + IP-Adapter",
+            "description": "Keeps the face of your photo: DreamShaper 8 (Stable Diffusion 1.5) "
+            "with LCM-LoRA in 4 steps and IP-Adapter plus-face. Runs on a laptop GPU, slowly "
+            "without one. Face-ID models built on insightface (IP-Adapter FaceID, InstantID) "
+            "are not offered: their weights may not be used commercially.",
+            "provider": "diffusers",
+            "tier": "free",
+            "credit_cost": 3,
+            "deadline_seconds": 900.0,
+            "sort_order": 7,
+            "capabilities": {
+                "hfRepo": "Lykon/dreamshaper-8",
+                "variant": "fp16",
+                "gated": False,
+                "loraRepo": "latent-consistency/lcm-lora-sdv1-5",
+                "loraWeightName": "pytorch_lora_weights.safetensors",
+                "scheduler": "LCMScheduler",
+                "ipAdapter": {
+                    **face_adapter,
+                    "subfolder": "models",
+                    "weightName": "ip-adapter-plus-face_sd15.safetensors",
+                },
+                "width": 512,
+                "height": 512,
+                "minSize": 256,
+                "maxSize": 768,
+                "steps": 4,
+                "minSteps": 2,
+                "maxSteps": 8,
+                "guidance": 1.0,
+                # pipeline 2.7 GB (fp16) + LCM-LoRA 0.14 + adapter 0.1 + image encoder 2.5
+                "sizeBytes": 5_500_000_000,
+                "vramGb": 6,
+            },
+        },
+        {
+            "key": "avatar-creator:sdxl-turbo-face",
+            "name": "Your face: SDXL Turbo + IP-Adapter",
+            "description": "Keeps the face of your photo: SDXL Turbo with IP-Adapter plus-face "
+            "(ViT-H), sharper; needs a GPU of 12 GB or more. Face-ID models built on "
+            "insightface (IP-Adapter FaceID, InstantID) are not offered: their weights may not "
+            "be used commercially.",
+            "provider": "diffusers",
+            "tier": "basic",
+            "credit_cost": 5,
+            "deadline_seconds": 900.0,
+            "sort_order": 8,
+            "capabilities": {
+                "hfRepo": "stabilityai/sdxl-turbo",
+                "variant": "fp16",
+                "gated": False,
+                "ipAdapter": {
+                    **face_adapter,
+                    "subfolder": "sdxl_models",
+                    "weightName": "ip-adapter-plus-face_sdxl_vit-h.safetensors",
+                },
+                "width": 512,
+                "height": 512,
+                "minSize": 512,
+                "maxSize": 1024,
+                "steps": 4,
+                "minSteps": 1,
+                "maxSteps": 4,
+                "guidance": 0.0,
+                # SDXL Turbo 6.9 GB (fp16, shared with its own entry) + adapter 0.85 + encoder 2.5
+                "sizeBytes": 10_300_000_000,
+                "vramGb": 12,
             },
         },
     ]

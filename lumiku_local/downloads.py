@@ -11,7 +11,7 @@ from typing import Any
 from . import hub_download
 from .config import Settings
 from .db import connection, iso, utcnow
-from .engines.diffusers import DiffusersEngine, allow_patterns
+from .engines.diffusers import DiffusersEngine, model_files, repos_of
 from .errors import Conflict, InvalidInput, LumikuError, NotFound
 from .models import AIModel, ModelDownload
 from .runtime import Runtime
@@ -97,17 +97,15 @@ class DownloadManager:
         return ModelDownload.get_by_id(model_key)
 
     def remove_files(self, model_key: str) -> int:
-        """Delete a model's own files. A variant that adds a LoRA to a base model shared with
-        other catalog entries (FLUX.1-dev) removes only its LoRA; the base goes with its own
-        entry. Refused while a download of the same files runs or the model is generating."""
+        """Delete a model's own files (see _own_repos). Refused while a download of the same
+        files runs or the model is generating."""
         model = _downloadable(model_key)
-        caps = model.capabilities
-        repos = [caps["loraRepo"]] if caps.get("loraRepo") else [caps["hfRepo"]]
+        repos = _own_repos(model)
         with self._lock:
             busy = [
                 key
                 for key, active in self._active.items()
-                if set(repos) & set(_repos_of(AIModel.get_by_id(key).capabilities))
+                if set(repos) & set(repos_of(AIModel.get_by_id(key).capabilities))
             ]
             if busy:
                 raise Conflict("These files are downloading: cancel the download first.")
@@ -120,7 +118,7 @@ class DownloadManager:
         sharing = [
             m.key
             for m in AIModel.select().where(AIModel.provider == "diffusers")
-            if set(repos) & set(_repos_of(m.capabilities or {}))
+            if set(repos) & set(repos_of(m.capabilities or {}))
         ]
         ModelDownload.delete().where(ModelDownload.model_key.in_(sharing)).execute()
         self.engine.forget_install_state()
@@ -216,15 +214,9 @@ class DownloadManager:
             "cancel": active.cancel,
             "min_free_bytes": FREE_SPACE_MARGIN,
         }
-        hub_download.download_snapshot(
-            capabilities["hfRepo"], allow_patterns=allow_patterns(capabilities), **common
-        )
-        if capabilities.get("loraRepo"):
-            hub_download.download_snapshot(
-                capabilities["loraRepo"],
-                allow_patterns=[capabilities.get("loraWeightName") or "*.safetensors"],
-                **common,
-            )
+        # the pipeline and its add-ons (LoRA, IP-Adapter and image encoder) as one download:
+        # one total from the start, one progress bar
+        hub_download.download_snapshots(model_files(capabilities), **common)
 
     # ------------------------------------------------------------ views
 
@@ -295,8 +287,21 @@ class DownloadManager:
                 self.runtime.publish(event)
 
 
-def _repos_of(capabilities: dict[str, Any]) -> list[str]:
-    return [repo for repo in (capabilities.get("hfRepo"), capabilities.get("loraRepo")) if repo]
+def _own_repos(model: AIModel) -> list[str]:
+    """What deleting `model` removes: a plain pipeline its repo; a model with add-ons (a LoRA,
+    an IP-Adapter) the add-ons, and its base only when no other catalog entry is built on it
+    (FLUX.1-dev and SDXL Turbo go with their own entries)."""
+    caps = model.capabilities
+    repos = repos_of(caps)
+    if len(repos) == 1:
+        return repos
+    shared = any(
+        (other.capabilities or {}).get("hfRepo") == caps["hfRepo"]
+        for other in AIModel.select().where(
+            (AIModel.provider == "diffusers") & (AIModel.key != model.key)
+        )
+    )
+    return repos[1:] if shared else repos
 
 
 def _downloadable(model_key: str) -> AIModel:

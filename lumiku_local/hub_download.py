@@ -143,18 +143,137 @@ def download_snapshot(
     `min_free_bytes`, or DiskFullError is raised. When the Hub cannot be reached (or
     HF_HUB_OFFLINE is set) and the files are cached, the cached snapshot is returned.
     """
-    from huggingface_hub import constants
+    (snapshot,) = download_snapshots(
+        [(repo_id, allow_patterns)],
+        cache_dir=cache_dir,
+        endpoint=endpoint,
+        token=token,
+        revision=revision,
+        on_progress=on_progress,
+        cancel=cancel,
+        min_free_bytes=min_free_bytes,
+        max_workers=max_workers,
+        max_retries=max_retries,
+    )
+    return snapshot
 
+
+@dataclass
+class _Part:
+    """One repo of a multi-repo download, listed and planned before any byte moves."""
+
+    repo_id: str
+    storage: Path
+    snapshot: Path
+    listing: _Listing | None  # None: the Hub is unreachable and the cached copy serves
+    wanted: list[_File]
+    plan: _Plan | None
+
+
+def download_snapshots(
+    parts: Sequence[tuple[str, AllowPatterns]],
+    *,
+    cache_dir: str | os.PathLike[str],
+    endpoint: str | None = None,
+    token: str | bool | None = None,
+    revision: str = "main",
+    on_progress: Callable[[DownloadProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+    min_free_bytes: int = 0,
+    max_workers: int = MAX_WORKERS,
+    max_retries: int = MAX_RETRIES,
+) -> list[Path]:
+    """download_snapshot for several (repo, allow patterns) parts as one download: every repo
+    is listed first, so the progress has one total from the first callback on and the free
+    space is checked once for all missing bytes; then the parts are fetched in order. Returns
+    the snapshot folders, in the order of `parts`."""
     endpoint = _endpoint(endpoint)
     cancel = cancel if cancel is not None else threading.Event()
-    if cancel.is_set():
-        raise DownloadCancelled(f"Download of {repo_id} canceled.")
     cache = Path(cache_dir).expanduser().resolve()
-    storage = cache / _folder_name(repo_id)
+    prepared: list[_Part] = []
+    for repo_id, patterns in parts:
+        if cancel.is_set():
+            raise DownloadCancelled(f"Download of {repo_id} canceled.")
+        prepared.append(_prepare(repo_id, patterns, cache, endpoint, token, revision))
+    # the parts to fetch (not those the cache serves while the Hub is unreachable)
+    planned = [
+        (part, part.plan, part.listing)
+        for part in prepared
+        if part.plan is not None and part.listing is not None
+    ]
+    names = ", ".join(part.repo_id for part, _, _ in planned)
+    try:
+        for part, plan, listing in planned:
+            _write_metadata(cache, part.storage, listing)
+            for item in plan.link_only:
+                _link(part.storage / "blobs" / item.etag, part.snapshot / item.path)
+        missing = sum(plan.missing_bytes for _, plan, _ in planned)
+        _check_disk_space(names, cache, missing, min_free_bytes)
+    except OSError as exc:
+        raise _disk_full_or(exc, names, cache) from exc
+    if not planned:
+        return [part.snapshot for part in prepared]
+    wanted = [item for part, _, _ in planned for item in part.wanted]
+    progress = _Progress(
+        total=sum(f.size for f in wanted),
+        done=sum(plan.done_bytes for _, plan, _ in planned),
+        files_total=len(wanted),
+        files_done=len(wanted) - sum(len(plan.fetch) for _, plan, _ in planned),
+        callback=on_progress,
+    )
+    _unwrap(progress.emit, force=True)
+    for part, plan, listing in planned:
+        log.info(
+            "Downloading %s@%s: %d of %d files, %d bytes missing",
+            part.repo_id,
+            listing.sha[:8],
+            len(plan.fetch),
+            len(part.wanted),
+            plan.missing_bytes,
+        )
+        if plan.fetch:
+            job = _Job(
+                repo_id=part.repo_id,
+                sha=listing.sha,
+                cache=cache,
+                storage=part.storage,
+                snapshot=part.snapshot,
+                endpoint=endpoint,
+                token=token,
+                progress=progress,
+                cancel=cancel,
+                stop=threading.Event(),
+                max_retries=max_retries,
+                counted=dict(plan.partial),
+            )
+            job.run(plan.fetch, max_workers)
+        try:
+            # Only now: refs/<revision> always names a complete snapshot, so an interrupted
+            # update of a model leaves the previous, complete revision in use (is_cached,
+            # diffusers).
+            if revision != listing.sha and _read_ref(part.storage, revision) != listing.sha:
+                _atomic_write(part.storage / "refs" / revision, listing.sha)
+        except OSError as exc:
+            raise _disk_full_or(exc, part.repo_id, cache) from exc
+    _unwrap(progress.emit, force=True)
+    return [part.snapshot for part in prepared]
 
+
+def _prepare(
+    repo_id: str,
+    allow_patterns: AllowPatterns,
+    cache: Path,
+    endpoint: str | None,
+    token: str | bool | None,
+    revision: str,
+) -> _Part:
+    """List one repo and plan its transfer; offline or unreachable, its cached copy or an error."""
+    from huggingface_hub import constants
+
+    storage = cache / _folder_name(repo_id)
     if constants.is_offline_mode():
         if is_cached(repo_id, cache_dir=cache, allow_patterns=allow_patterns, revision=revision):
-            return _cached_snapshot(storage, revision)
+            return _Part(repo_id, storage, _cached_snapshot(storage, revision), None, [], None)
         raise DownloadFailed(
             f"Hugging Face offline mode is on (HF_HUB_OFFLINE) and {repo_id} is not fully "
             "downloaded. Turn offline mode off to download it."
@@ -164,63 +283,17 @@ def download_snapshot(
     except _Unreachable as exc:
         if is_cached(repo_id, cache_dir=cache, allow_patterns=allow_patterns, revision=revision):
             log.warning("Hugging Face unreachable; using the cached %s", repo_id)
-            return _cached_snapshot(storage, revision)
+            return _Part(repo_id, storage, _cached_snapshot(storage, revision), None, [], None)
         raise DownloadFailed(str(exc)) from exc.__cause__
-
     wanted = _select(listing.files, allow_patterns)
     if not wanted:
         raise DownloadFailed(f"No file of {repo_id} matches {_describe(allow_patterns)}.")
     snapshot = storage / "snapshots" / listing.sha
     try:
-        _write_metadata(cache, storage, listing)
         plan = _plan(storage, snapshot, wanted)
-        for item in plan.link_only:
-            _link(storage / "blobs" / item.etag, snapshot / item.path)
-        _check_disk_space(repo_id, cache, plan.missing_bytes, min_free_bytes)
     except OSError as exc:
         raise _disk_full_or(exc, repo_id, cache) from exc
-
-    progress = _Progress(
-        total=sum(f.size for f in wanted),
-        done=plan.done_bytes,
-        files_total=len(wanted),
-        files_done=len(wanted) - len(plan.fetch),
-        callback=on_progress,
-    )
-    log.info(
-        "Downloading %s@%s: %d of %d files, %d bytes missing",
-        repo_id,
-        listing.sha[:8],
-        len(plan.fetch),
-        len(wanted),
-        plan.missing_bytes,
-    )
-    _unwrap(progress.emit, force=True)
-    if plan.fetch:
-        job = _Job(
-            repo_id=repo_id,
-            sha=listing.sha,
-            cache=cache,
-            storage=storage,
-            snapshot=snapshot,
-            endpoint=endpoint,
-            token=token,
-            progress=progress,
-            cancel=cancel,
-            stop=threading.Event(),
-            max_retries=max_retries,
-            counted=dict(plan.partial),
-        )
-        job.run(plan.fetch, max_workers)
-    try:
-        # Only now: refs/<revision> always names a complete snapshot, so an interrupted update
-        # of a model leaves the previous, complete revision in use (is_cached, diffusers).
-        if revision != listing.sha and _read_ref(storage, revision) != listing.sha:
-            _atomic_write(storage / "refs" / revision, listing.sha)
-    except OSError as exc:
-        raise _disk_full_or(exc, repo_id, cache) from exc
-    _unwrap(progress.emit, force=True)
-    return snapshot
+    return _Part(repo_id, storage, snapshot, listing, wanted, plan)
 
 
 def is_cached(

@@ -11,7 +11,7 @@ from . import hub_download, migrations
 from .config import Settings
 from .db import connection, open_database, utcnow
 from .engines import register
-from .engines.diffusers import DiffusersEngine, allow_patterns
+from .engines.diffusers import DiffusersEngine, model_files, repos_of
 from .models import AIModel, ModelDownload
 
 GB = 1e9
@@ -89,19 +89,14 @@ def _pull(settings: Settings, engine: DiffusersEngine, model: AIModel) -> int:
             sys.stdout.write(_bar(model.name, progress))
             sys.stdout.flush()
 
-    repos = [(caps["hfRepo"], allow_patterns(caps))]
-    if caps.get("loraRepo"):
-        repos.append((caps["loraRepo"], [caps.get("loraWeightName") or "*.safetensors"]))
     try:
-        for repo, patterns in repos:
-            hub_download.download_snapshot(
-                repo,
-                cache_dir=engine.cache_dir,
-                allow_patterns=patterns,
-                endpoint=settings.hf_endpoint or None,
-                on_progress=on_progress,
-                cancel=cancel,
-            )
+        hub_download.download_snapshots(
+            model_files(caps),
+            cache_dir=engine.cache_dir,
+            endpoint=settings.hf_endpoint or None,
+            on_progress=on_progress,
+            cancel=cancel,
+        )
     except KeyboardInterrupt:
         cancel.set()
         print("\nDownload paused. Run the same command again to resume where it stopped.")
@@ -122,7 +117,7 @@ def _pull(settings: Settings, engine: DiffusersEngine, model: AIModel) -> int:
 
 def _remove(engine: DiffusersEngine, model: AIModel) -> int:
     caps = model.capabilities
-    repos = [caps["hfRepo"], *([caps["loraRepo"]] if caps.get("loraRepo") else [])]
+    repos = repos_of(caps)
     freed = sum(hub_download.remove_from_cache(repo, cache_dir=engine.cache_dir) for repo in repos)
     ModelDownload.delete().where(ModelDownload.model_key == model.key).execute()
     print(f"Removed {model.name}: {freed / GB:.2f} GB freed.")

@@ -176,13 +176,13 @@ def test_a_late_progress_report_never_follows_the_final_event(studio, hub, monke
     that outlived a join) is dropped: the page keeps the final, installed state."""
     monkeypatch.setattr(downloads, "PUBLISH_EVERY", 0.0)  # every report would be published
     callbacks = []
-    real_download = hub_download.download_snapshot
+    real_download = hub_download.download_snapshots
 
     def keep_callback(*args, **kwargs):
         callbacks.append(kwargs["on_progress"])
         return real_download(*args, **kwargs)
 
-    monkeypatch.setattr(hub_download, "download_snapshot", keep_callback)
+    monkeypatch.setattr(hub_download, "download_snapshots", keep_callback)
     client = studio()
     events = capture_events(client)
     client.post(f"{API}/models/{KEY}/download")

@@ -34,6 +34,13 @@ so ``DiffusionPipeline.from_pretrained(repo_id, cache_dir=..., local_files_only=
 offline. ``tiny_model_files`` / ``pipeline_files`` give the same files as ``{path: bytes}`` and
 ``file_etag`` / ``commit_sha`` the headers a Hub emulator should send.
 
+Add-ons, as ``{path: bytes}`` for ``write_hf_cache`` or a Hub emulator: ``ip_adapter_files``
+is an IP-Adapter *plus* repo laid out like h94/IP-Adapter (``models/<weight>.safetensors`` and
+``models/image_encoder/``, a tiny ``CLIPVisionModelWithProjection``) that diffusers'
+``load_ip_adapter`` loads into the tiny pipeline; ``lora_files`` a LoRA repo
+(``pytorch_lora_weights.safetensors``, as latent-consistency/lcm-lora-sdv1-5), loaded by
+``load_lora_weights`` (needs peft).
+
 Running a pipeline under ``-W error`` needs one filter: torch's ``Tensor.__array__`` takes no
 ``copy`` argument, so numpy 2 warns (``DeprecationWarning: __array__ implementation doesn't accept
 a copy keyword``) when the Euler scheduler calls ``np.array(tensor)`` in ``set_timesteps``. The
@@ -64,13 +71,20 @@ if TYPE_CHECKING:
     from diffusers import StableDiffusionPipeline
 
 __all__ = [
+    "IP_ADAPTER_WEIGHT",
+    "LORA_WEIGHT",
     "NUMPY_COPY_WARNING",
     "SIZES",
+    "add_to_catalog",
+    "build_image_encoder",
     "build_pipeline",
     "commit_sha",
     "file_etag",
     "force_hub_offline",
+    "ip_adapter_files",
+    "ip_adapter_plus_state_dict",
     "is_lfs_file",
+    "lora_files",
     "pipeline_files",
     "save_to_hf_cache",
     "tiny_model_files",
@@ -443,3 +457,165 @@ def add_to_catalog(
             f"values ({', '.join('?' * len(row))})",
             tuple(row.values()),
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# IP-Adapter plus-face: a tiny CLIP vision encoder and adapter weights for the tiny pipeline
+
+IP_ADAPTER_WEIGHT = "ip-adapter-plus-face_sd15.safetensors"
+
+
+def build_image_encoder(seed: int = 0):
+    """A random-weight ``CLIPVisionModelWithProjection`` small enough for tests: 32x32 images in
+    8x8 patches, so its penultimate hidden states (what plus adapters read) are 17 tokens of 32."""
+    import torch
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    config = CLIPVisionConfig(
+        hidden_size=32,
+        projection_dim=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        image_size=32,
+        patch_size=8,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return CLIPVisionModelWithProjection(config).eval()
+
+
+def ip_adapter_plus_state_dict(unet, image_hidden_size: int, seed: int = 0) -> dict:
+    """An IP-Adapter *plus* checkpoint for `unet`, keyed as h94/IP-Adapter's files are.
+
+    Built the way diffusers' own tests build one (``create_ip_adapter_plus_state_dict``): the
+    ``to_k_ip`` / ``to_v_ip`` weights of an ``IPAdapterAttnProcessor`` per cross-attention layer
+    (``ip_adapter.{1,3,5...}``), and an ``IPAdapterPlusImageProjection`` (the Resampler) written
+    back in the original Resampler's names (``image_proj.layers.N.0.to_kv`` and so on), which
+    diffusers' loader converts again. Depth 4 and 64-wide heads: what the loader assumes."""
+    import torch
+    from diffusers.models.attention_processor import IPAdapterAttnProcessor
+    from diffusers.models.embeddings import IPAdapterPlusImageProjection
+
+    config = unet.config
+    cross = config.cross_attention_dim
+    ip_adapter: dict[str, torch.Tensor] = {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        key_id = 1
+        for name in unet.attn_processors:
+            if name.endswith("attn1.processor"):
+                continue
+            if name.startswith("mid_block"):
+                hidden = config.block_out_channels[-1]
+            elif name.startswith("up_blocks"):
+                hidden = list(reversed(config.block_out_channels))[int(name[len("up_blocks.")])]
+            else:
+                hidden = config.block_out_channels[int(name[len("down_blocks.")])]
+            weights = IPAdapterAttnProcessor(hidden, cross, scale=1.0).state_dict()
+            ip_adapter[f"{key_id}.to_k_ip.weight"] = weights["to_k_ip.0.weight"]
+            ip_adapter[f"{key_id}.to_v_ip.weight"] = weights["to_v_ip.0.weight"]
+            key_id += 2
+        resampler = IPAdapterPlusImageProjection(
+            embed_dims=image_hidden_size,
+            output_dims=cross,
+            hidden_dims=64,
+            depth=4,
+            dim_head=64,
+            heads=1,
+            num_queries=4,
+        ).state_dict()
+    image_proj: dict[str, torch.Tensor] = {}
+    for key, value in resampler.items():
+        parts = key.split(".")
+        if parts[0] != "layers":
+            image_proj[key] = value
+            continue
+        layer, rest = parts[1], ".".join(parts[2:])
+        original = {
+            "ln0.weight": "0.norm1.weight",
+            "ln0.bias": "0.norm1.bias",
+            "ln1.weight": "0.norm2.weight",
+            "ln1.bias": "0.norm2.bias",
+            "attn.to_q.weight": "0.to_q.weight",
+            "attn.to_out.0.weight": "0.to_out.weight",
+            "ff.0.weight": "1.0.weight",
+            "ff.0.bias": "1.0.bias",
+            "ff.1.net.0.proj.weight": "1.1.weight",
+            "ff.1.net.2.weight": "1.3.weight",
+        }
+        if rest == "attn.to_k.weight":
+            value = torch.cat([value, resampler[key.replace("to_k", "to_v")]], dim=0)
+            image_proj[f"layers.{layer}.0.to_kv.weight"] = value
+        elif rest != "attn.to_v.weight":
+            image_proj[f"layers.{layer}.{original[rest]}"] = value
+    return {
+        **{f"image_proj.{k}": v.contiguous() for k, v in image_proj.items()},
+        **{f"ip_adapter.{k}": v.contiguous() for k, v in ip_adapter.items()},
+    }
+
+
+@functools.cache
+def _ip_adapter_files(
+    size: str, seed: int, subfolder: str, weight_name: str, encoder_folder: str
+) -> tuple[tuple[str, bytes], ...]:
+    from safetensors.torch import save as save_safetensors
+
+    encoder = build_image_encoder(seed)
+    state = ip_adapter_plus_state_dict(build_pipeline(size).unet, encoder.config.hidden_size, seed)
+    files = {f"{subfolder}/{weight_name}": save_safetensors(state)}
+    with tempfile.TemporaryDirectory(prefix="tiny-image-encoder-") as tmp:
+        encoder.save_pretrained(tmp, safe_serialization=True)
+        for path in sorted(Path(tmp).rglob("*")):
+            if path.is_file():
+                files[f"{encoder_folder}/{path.relative_to(tmp).as_posix()}"] = path.read_bytes()
+    return tuple(sorted(files.items()))
+
+
+def ip_adapter_files(
+    size: str = "tiny",
+    seed: int = 0,
+    *,
+    subfolder: str = "models",
+    weight_name: str = IP_ADAPTER_WEIGHT,
+    encoder_folder: str = "models/image_encoder",
+) -> dict[str, bytes]:
+    """An IP-Adapter repo for ``build_pipeline(size)`` laid out like h94/IP-Adapter:
+    ``{subfolder}/{weight_name}`` (the plus adapter) and the image encoder in `encoder_folder`
+    (``config.json`` + ``model.safetensors``), as ``{path: bytes}`` (built once per process)."""
+    return dict(_ip_adapter_files(size, seed, subfolder, weight_name, encoder_folder))
+
+
+LORA_WEIGHT = "pytorch_lora_weights.safetensors"
+
+
+@functools.cache
+def _lora_files(size: str, seed: int) -> tuple[tuple[str, bytes], ...]:
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    unet = build_pipeline(size).unet
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet.add_adapter(
+            LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"])
+        )
+        with torch.no_grad():
+            for name, parameter in unet.named_parameters():
+                if "lora_B" in name:  # peft starts B at zero: a LoRA that changes nothing
+                    parameter.normal_(std=0.05)
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    with tempfile.TemporaryDirectory(prefix="tiny-lora-") as tmp:
+        StableDiffusionPipeline.save_lora_weights(
+            tmp, unet_lora_layers=layers, weight_name=LORA_WEIGHT, safe_serialization=True
+        )
+        return ((LORA_WEIGHT, (Path(tmp) / LORA_WEIGHT).read_bytes()),)
+
+
+def lora_files(size: str = "tiny", seed: int = 0) -> dict[str, bytes]:
+    """A LoRA repo for ``build_pipeline(size)`` (as latent-consistency/lcm-lora-sdv1-5 is laid
+    out: ``pytorch_lora_weights.safetensors`` at the root), with random non-zero weights."""
+    return dict(_lora_files(size, seed))

@@ -11,19 +11,22 @@ import logging
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import failpoints, storage
 from ..config import Settings
 from ..png_parameters import png_with_parameters
+from . import reference_image
 from .base import (
     Cancelled,
     EngineJob,
     OnImage,
     OnProgress,
     PermanentEngineError,
+    Reference,
     TransientEngineError,
 )
 
@@ -85,6 +88,27 @@ def _vram_gb(device: str) -> float:
     return torch.cuda.get_device_properties(torch.device(device)).total_memory / 1024**3
 
 
+# img2img: likeness 0 ignores the photo (strength 1), likeness 1 keeps most of it (0.2)
+STRENGTH_AT_FULL_LIKENESS = 0.2
+FACE_EMBEDS_KEPT = 8  # face embeddings kept in memory (a few references, retried or resumed)
+
+
+def img2img_strength(likeness: float) -> float:
+    """How much of the photo is noised away: 1 - 0.8 * likeness, within (0, 1]."""
+    strength = 1.0 - (1.0 - STRENGTH_AT_FULL_LIKENESS) * min(max(likeness, 0.0), 1.0)
+    # rounded as the PNG records it (and 1 - 0.8 is 0.19999...: 5 steps would run none)
+    return min(max(round(strength, 2), 0.01), 1.0)
+
+
+def img2img_steps(steps: int, strength: float) -> int:
+    """`steps`, raised until int(steps * strength) >= 1: diffusers runs that many denoising
+    steps, and with none it fails ("cannot reshape tensor of 0 elements")."""
+    steps = max(steps, 1)
+    while int(steps * strength) < 1:
+        steps += 1
+    return steps
+
+
 OOM_ADVICE = (
     "Out of memory even at the lowest memory setting. Choose fewer images, a smaller size or a "
     "smaller model, or close other programs using the GPU."
@@ -102,6 +126,32 @@ class _LoadedPipeline:
         self.choice = choice
         self.offloaded = bool(getattr(pipeline, "_lumiku_offloaded", False))
         self.loads = 1
+        self._img2img: Any = None
+
+    def img2img(self) -> Any:
+        """The image-to-image pipeline on the same components: made once, never loaded."""
+        if self._img2img is None:
+            from diffusers import AutoPipelineForImage2Image
+
+            try:
+                self._img2img = AutoPipelineForImage2Image.from_pipe(self.pipeline)
+            except ValueError as exc:  # no image-to-image form of this pipeline class
+                raise PermanentEngineError(
+                    f"This model cannot start from a photo ({type(self.pipeline).__name__})."
+                ) from exc
+            self._img2img.set_progress_bar_config(disable=True)
+        return self._img2img
+
+
+@dataclass
+class _Call:
+    """One pipeline call: which pipeline, its arguments beyond the prompt, what the PNGs say."""
+
+    pipeline: Any
+    steps: int  # num_inference_steps
+    denoising_steps: int  # what runs (img2img runs int(steps * strength))
+    arguments: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 class DiffusersEngine:
@@ -120,6 +170,8 @@ class DiffusersEngine:
         self._install_lock = threading.Lock()
         self._install_epoch = 0  # bumped by forget_install_state: checks begun before are stale
         self.load_count = 0  # how many times a pipeline was read from disk (tests, bench)
+        self.image_encoder_runs = 0  # face embeddings computed, not reused (tests, bench)
+        self._face_embeds: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 
     @property
     def cache_dir(self) -> Path:
@@ -136,6 +188,7 @@ class DiffusersEngine:
             capabilities.get("variant") or "",
             capabilities.get("loraRepo") or "",
             capabilities.get("loraWeightName") or "",
+            *_ip_adapter_key(capabilities),
         )
         with self._install_lock:
             checked_at, cached = self._installed.get(key, (0.0, False))
@@ -163,11 +216,10 @@ class DiffusersEngine:
             for patterns in candidates
         ):
             return False
-        lora = capabilities.get("loraRepo")
-        return not lora or hub_download.is_cached(
-            lora,
-            cache_dir=self.cache_dir,
-            allow_patterns=[capabilities.get("loraWeightName", "*.safetensors")],
+        # the add-ons (LoRA, IP-Adapter and its image encoder): all of them or not installed
+        return all(
+            hub_download.is_cached(repo, cache_dir=self.cache_dir, allow_patterns=patterns)
+            for repo, patterns in model_files(capabilities)[1:]
         )
 
     def _cached_variant(self, capabilities: dict[str, Any]) -> str | None:
@@ -204,6 +256,8 @@ class DiffusersEngine:
             capabilities["hfRepo"],
             capabilities.get("variant") or "",
             capabilities.get("loraRepo") or "",
+            *_ip_adapter_key(capabilities),
+            capabilities.get("scheduler") or "",
             choice.device,
             choice.dtype_name,
         )
@@ -252,8 +306,30 @@ class DiffusersEngine:
                 )
             except (OSError, ValueError) as exc:
                 raise PermanentEngineError(
-                    f"The LoRA {capabilities['loraRepo']} is missing or incomplete. "
-                    "Download the model again from the Models page."
+                    f"The LoRA {capabilities['loraRepo']} is missing or incomplete "
+                    f"({exc}). Download the model again from the Models page."
+                ) from exc
+        if scheduler := capabilities.get("scheduler"):  # LCM-LoRA needs the LCM scheduler
+            import diffusers
+
+            pipeline.scheduler = getattr(diffusers, scheduler).from_config(
+                pipeline.scheduler.config
+            )
+        if adapter := capabilities.get("ipAdapter"):
+            try:
+                pipeline.load_ip_adapter(
+                    adapter["repo"],
+                    subfolder=adapter.get("subfolder", ""),
+                    weight_name=adapter["weightName"],
+                    image_encoder_folder=adapter.get("imageEncoderFolder", "image_encoder"),
+                    cache_dir=str(self.cache_dir),
+                    local_files_only=True,
+                )
+            except (OSError, ValueError) as exc:
+                raise PermanentEngineError(
+                    f"The IP-Adapter {adapter['repo']} ({adapter['weightName']}) or its image "
+                    f"encoder is missing or incomplete ({type(exc).__name__}). Download the "
+                    "model again from the Models page."
                 ) from exc
         if hasattr(pipeline, "set_progress_bar_config"):
             pipeline.set_progress_bar_config(disable=True)
@@ -283,6 +359,7 @@ class DiffusersEngine:
             if self._idle_timer is not None:
                 self._idle_timer.cancel()
                 self._idle_timer = None
+            self._face_embeds.clear()
             if self._loaded is None:
                 return
             self._loaded = None
@@ -299,7 +376,7 @@ class DiffusersEngine:
         """Unload the warm pipeline if it uses one of `repos` (before deleting their files);
         False when it is generating right now."""
         loaded = self._loaded
-        if loaded is None or not {loaded.key[0], loaded.key[2]} & set(repos):
+        if loaded is None or not {loaded.key[0], loaded.key[2], loaded.key[3]} & set(repos):
             return True
         if not self._lock.acquire(blocking=False):
             return False
@@ -338,7 +415,8 @@ class DiffusersEngine:
                 self._idle_timer.cancel()
             try:
                 loaded = self._pipeline(caps)
-                images = self._run(loaded, job, steps, guidance, negative, on_progress, cancelled)
+                call = self._plan(loaded, job, steps, guidance)
+                images = self._run(loaded, call, job, guidance, negative, on_progress, cancelled)
             finally:
                 self._arm_idle_timer()
         if images is None:
@@ -348,22 +426,107 @@ class DiffusersEngine:
                 "prompt": job.prompt,
                 "negative_prompt": negative,
                 "seed": variation.seed,
-                "steps": steps,
+                "steps": call.steps,
                 "guidance": guidance,
                 "width": job.width,
                 "height": job.height,
                 "model": caps.get("hfRepo"),
-                "sampler": type(loaded.pipeline.scheduler).__name__,
+                "sampler": type(call.pipeline.scheduler).__name__,
                 "lumiku_model_key": job.model_key,
                 "lumiku_variation": variation.key,
+                **call.parameters,
             }
             on_image(variation, storage.prepare_png(png_with_parameters(image, parameters), image))
+
+    def _plan(self, loaded: _LoadedPipeline, job: EngineJob, steps: int, guidance: float) -> _Call:
+        """The pipeline and arguments for this job: text to image, from the photo (img2img) or
+        keeping its face (IP-Adapter)."""
+        reference = job.reference
+        parameters = dict(reference.parameters()) if reference is not None else {}
+        if job.capabilities.get("ipAdapter"):
+            scale = reference.likeness if reference is not None else 0.0
+            # the adapter is part of this pipeline: without a photo it runs at scale 0 on
+            # empty embeddings (diffusers needs image embeddings once an adapter is loaded)
+            loaded.pipeline.set_ip_adapter_scale(scale)
+            embeds = self._face_embeddings(loaded, job.model_key, reference, guidance > 1.0)
+            parameters["lumiku_ip_adapter_scale"] = f"{scale:.2f}"
+            return _Call(
+                loaded.pipeline, steps, steps, {"ip_adapter_image_embeds": embeds}, parameters
+            )
+        if reference is not None and reference.mode == "img2img":
+            strength = img2img_strength(reference.likeness)
+            raised = img2img_steps(steps, strength)
+            init = reference_image.init_image(reference, job.width, job.height)
+            parameters["strength"] = f"{strength:.2f}"
+            return _Call(
+                loaded.img2img(),
+                raised,
+                int(raised * strength),
+                {"image": [init] * len(job.variations), "strength": strength},
+                parameters,
+            )
+        return _Call(loaded.pipeline, steps, steps, {}, parameters)
+
+    def _face_embeddings(
+        self,
+        loaded: _LoadedPipeline,
+        model_key: str,
+        reference: Reference | None,
+        guided: bool,
+    ) -> list[Any]:
+        """The IP-Adapter image embeddings of the face crop: encoded once per reference, face
+        box and model, then reused by every image of the batch, a retry and a resume."""
+        import torch
+
+        pipe = loaded.pipeline
+        if reference is None:
+            return self._empty_face_embeddings(loaded, guided)
+        box = reference.face_box
+        key = (reference.sha256, box.x, box.y, box.size, model_key, loaded.key, guided)
+        cached = self._face_embeds.get(key)
+        if cached is not None:
+            self._face_embeds.move_to_end(key)
+            return cached
+        face = reference_image.face_crop(reference)
+        with torch.inference_mode():
+            embeds = pipe.prepare_ip_adapter_image_embeds(
+                ip_adapter_image=face,
+                ip_adapter_image_embeds=None,
+                device=pipe._execution_device,
+                num_images_per_prompt=1,
+                do_classifier_free_guidance=guided,
+            )
+        self.image_encoder_runs += 1
+        self._face_embeds[key] = embeds
+        while len(self._face_embeds) > FACE_EMBEDS_KEPT:
+            self._face_embeds.popitem(last=False)
+        return embeds
+
+    @staticmethod
+    def _empty_face_embeddings(loaded: _LoadedPipeline, guided: bool) -> list[Any]:
+        """Zeros shaped like the encoder's output for each adapter (scale 0 ignores them)."""
+        import torch
+        from diffusers.models.embeddings import ImageProjection
+
+        pipe = loaded.pipeline
+        config = pipe.image_encoder.config
+        dtype = next(pipe.image_encoder.parameters()).dtype
+        embeds = []
+        for layer in pipe.unet.encoder_hid_proj.image_projection_layers:
+            if isinstance(layer, ImageProjection):  # plain adapters read the projected embeds
+                shape: tuple[int, ...] = (1, 1, config.projection_dim)
+            else:  # plus adapters read the penultimate hidden states, one per patch and CLS
+                tokens = (config.image_size // config.patch_size) ** 2 + 1
+                shape = (1, 1, tokens, config.hidden_size)
+            zeros = torch.zeros(shape, dtype=dtype, device=pipe._execution_device)
+            embeds.append(torch.cat([zeros, zeros]) if guided else zeros)
+        return embeds
 
     def _run(
         self,
         loaded: _LoadedPipeline,
+        plan: _Call,
         job: EngineJob,
-        steps: int,
         guidance: float,
         negative: str | None,
         on_progress: OnProgress,
@@ -372,6 +535,7 @@ class DiffusersEngine:
         import torch
 
         interrupted = False
+        steps = plan.denoising_steps
 
         def on_step_end(pipe: Any, step: int, timestep: Any, callback_kwargs: dict) -> dict:
             nonlocal interrupted
@@ -382,6 +546,8 @@ class DiffusersEngine:
             return callback_kwargs
 
         generator_device = "cpu" if loaded.choice.device == "mps" else loaded.choice.device
+        # one generator per variation: each image is reproducible alone, and a resume that
+        # makes only the missing variations gives them the same pixels
         generators = [
             torch.Generator(device=generator_device).manual_seed(variation.seed)
             for variation in job.variations
@@ -389,39 +555,40 @@ class DiffusersEngine:
         count = len(job.variations)
         call: dict[str, Any] = {
             "prompt": [job.prompt] * count,
-            "num_inference_steps": steps,
+            "num_inference_steps": plan.steps,
             "guidance_scale": guidance,
             "width": job.width,
             "height": job.height,
             "generator": generators,
             "callback_on_step_end": on_step_end,
+            **plan.arguments,
         }
         if negative and guidance > 1.0:
             call["negative_prompt"] = [negative] * count
         failpoints.hit("engine.generate")
         try:
-            images = self._call(loaded, call)
+            images = self._call(plan.pipeline, call)
         except _OutOfMemory as exc:
             if loaded.offloaded or not loaded.choice.device.startswith("cuda"):
                 raise PermanentEngineError(OOM_ADVICE) from exc
             log.warning("out of GPU memory; retrying with model CPU offload")
             torch.cuda.empty_cache()
-            loaded.pipeline.to("cpu")
-            loaded.pipeline.enable_model_cpu_offload(device=loaded.choice.device)
+            plan.pipeline.to("cpu")
+            plan.pipeline.enable_model_cpu_offload(device=loaded.choice.device)
             loaded.offloaded = True
             try:
-                images = self._call(loaded, call)
+                images = self._call(plan.pipeline, call)
             except _OutOfMemory as again:
                 raise PermanentEngineError(OOM_ADVICE) from again
         return None if interrupted else images
 
     @staticmethod
-    def _call(loaded: _LoadedPipeline, call: dict[str, Any]) -> list[Any]:
+    def _call(pipeline: Any, call: dict[str, Any]) -> list[Any]:
         import torch
 
         try:
             with torch.inference_mode():
-                return list(loaded.pipeline(**call).images)
+                return list(pipeline(**call).images)
         except torch.cuda.OutOfMemoryError as exc:
             raise _OutOfMemory() from exc
         except (PermanentEngineError, TransientEngineError):
@@ -441,3 +608,44 @@ def allow_patterns(capabilities: dict[str, Any]) -> Any:
     from ..hub_download import diffusers_allow_patterns
 
     return functools.partial(diffusers_allow_patterns, variant=capabilities.get("variant"))
+
+
+def _ip_adapter_key(capabilities: dict[str, Any]) -> tuple[str, str, str]:
+    adapter = capabilities.get("ipAdapter") or {}
+    return (
+        adapter.get("repo") or "",
+        f"{adapter.get('subfolder') or ''}/{adapter.get('weightName') or ''}",
+        adapter.get("imageEncoderFolder") or "",
+    )
+
+
+def ip_adapter_patterns(adapter: dict[str, Any]) -> Any:
+    """The adapter's weights file and one copy of its image encoder (config + safetensors)."""
+    return functools.partial(
+        _ip_adapter_files,
+        weight=f"{adapter.get('subfolder') or ''}/{adapter['weightName']}".lstrip("/"),
+        encoder=adapter.get("imageEncoderFolder", "image_encoder").strip("/") + "/",
+    )
+
+
+def _ip_adapter_files(filenames: list[str], weight: str, encoder: str) -> list[str]:
+    from ..hub_download import diffusers_allow_patterns
+
+    inside = [name for name in filenames if name.startswith(encoder)]
+    return [*(name for name in filenames if name == weight), *diffusers_allow_patterns(inside)]
+
+
+def model_files(capabilities: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Everything a model needs, as (repo, allow patterns): the pipeline first, then its
+    add-ons (a LoRA, an IP-Adapter with its image encoder). One download, one size."""
+    files: list[tuple[str, Any]] = [(capabilities["hfRepo"], allow_patterns(capabilities))]
+    if lora := capabilities.get("loraRepo"):
+        files.append((lora, [capabilities.get("loraWeightName") or "*.safetensors"]))
+    if adapter := capabilities.get("ipAdapter"):
+        files.append((adapter["repo"], ip_adapter_patterns(adapter)))
+    return files
+
+
+def repos_of(capabilities: dict[str, Any]) -> list[str]:
+    """The Hugging Face repos a model reads from."""
+    return [repo for repo, _ in model_files(capabilities)] if capabilities.get("hfRepo") else []

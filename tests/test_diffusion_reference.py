@@ -325,7 +325,10 @@ def hub(monkeypatch, tmp_path):
         yield server
 
 
-def test_the_adapter_and_encoder_are_part_of_the_download_with_one_total(hub, app_client, tmp_path):
+def test_the_adapter_and_encoder_are_part_of_the_download_with_one_total(
+    hub, app_client, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(downloads, "PUBLISH_EVERY", 0.0)  # every progress report is an event
     pipeline, adapter, lora = tiny_model_files(), ip_adapter_files(), lora_files()
     hub.add_repo(SD_REPO, pipeline)
     hub.add_repo(ADAPTER_REPO, {**adapter, "models/ip-adapter_sd15.safetensors": b"0" * 5000})

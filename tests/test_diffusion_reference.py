@@ -33,7 +33,8 @@ from tiny_pipeline import (
     write_hf_cache,
 )
 
-from lumiku_local import catalog, downloads, hub_download, references
+from lumiku_local import catalog, downloads, engines, hub_download, references
+from lumiku_local.doctor import ledger_problems
 from lumiku_local.engines.base import EngineJob, FaceBox, Reference, Variation
 from lumiku_local.engines.diffusers import (
     DiffusersEngine,
@@ -376,3 +377,62 @@ def test_the_adapter_and_encoder_are_part_of_the_download_with_one_total(
     hub.stop()
     generation = client.generate(client.project(), modelKey=DOWNLOAD_KEY, count=2)["generation"]
     assert client.wait_generation(generation["id"], timeout=60)["status"] == "completed"
+
+
+# ------------------------------------------------------------------ through the app
+
+PLAIN_KEY = "avatar-creator:tiny-test"
+FACE_KEY = "avatar-creator:tiny-face"
+
+
+@pytest.mark.parametrize(("key", "mode"), [(PLAIN_KEY, "img2img"), (FACE_KEY, "ipAdapter")])
+def test_a_generation_from_an_uploaded_photo(app_client, cache, tmp_path, monkeypatch, key, mode):
+    force_hub_offline(monkeypatch)
+    client = app_client(make_settings(tmp_path / "home", hf_cache_dir=str(cache), device="cpu"))
+    add_to_catalog(PLAIN_KEY, SD_REPO, maxSize=128)
+    add_to_catalog(FACE_KEY, SD_REPO, maxSize=128, ipAdapter=ADAPTER)
+    models = {m["key"]: m for m in client.get(f"{API}/models").json()["models"]}
+    assert models[key]["reference"]["mode"] == mode
+    project = client.project()
+    response = client.post(
+        f"{API}/projects/{project}/avatars/upload",
+        files={"file": ("me.png", PHOTO_A, "image/png")},
+    )
+    assert response.status_code == 201, response.text
+    me = response.json()["avatar"]
+    engine = engines.engine_for("diffusers")
+    runs = engine.image_encoder_runs
+
+    def generate_from(avatar_id: str) -> dict:
+        body = client.generate(
+            project, modelKey=key, count=4, seed=500, referenceAvatarId=avatar_id, likeness=0.7
+        )
+        done = client.wait_generation(body["generation"]["id"], timeout=120)
+        assert done["status"] == "completed", done
+        return done
+
+    done = generate_from(me["id"])
+    assert done["reference"]["mode"] == mode
+    images = {a["variationKey"]: client.get(a["imageUrl"]).content for a in done["avatars"]}
+    assert len({rgb(png) for png in images.values()}) == 4
+    parameters = read_parameters(images["v0"])
+    assert parameters["lumiku_reference_sha256"] == done["reference"]["sha256"]
+    assert parameters["lumiku_likeness"] == "0.70"
+    if mode == "img2img":
+        assert parameters["strength"] == "0.44"
+    else:
+        assert parameters["lumiku_ip_adapter_scale"] == "0.70"
+        assert engine.image_encoder_runs == runs + 1  # once for the 4 images
+    retried = client.post(f"{API}/generations/{done['id']}/retry")
+    assert retried.status_code == 202, retried.text
+    again = client.wait_generation(retried.json()["generation"]["id"], timeout=120)
+    assert again["status"] == "completed"
+    assert engine.image_encoder_runs == runs + (1 if mode == "ipAdapter" else 0)  # reused
+    response = client.post(
+        f"{API}/projects/{project}/avatars/upload",
+        files={"file": ("other.png", PHOTO_B, "image/png")},
+    )
+    other = generate_from(response.json()["avatar"]["id"])
+    by_key = {a["variationKey"]: client.get(a["imageUrl"]).content for a in other["avatars"]}
+    assert all(max_level_difference(by_key[k], images[k]) > FOLLOWS for k in images)
+    assert ledger_problems() == []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from importlib import resources
 
+from .lookalike import look_alike_styles
+
 APP_ID = "avatar-creator"
 INSTANT_MODEL_KEY = "avatar-creator:instant"
 DEFAULT_STYLE = "adventurer"
@@ -62,6 +64,8 @@ def ai_models() -> list[dict]:
             "capabilities": {
                 "styles": dicebear_styles(),
                 "defaultStyle": DEFAULT_STYLE,
+                # styles with skin or hair colours: a photo's colours make a look-alike
+                "lookAlikeStyles": look_alike_styles(),
                 "width": 512,
                 "height": 512,
                 "minSize": 64,

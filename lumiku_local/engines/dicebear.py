@@ -1,4 +1,5 @@
-"""DiceBear: illustrated avatars rendered offline by resvg, deterministic from prompt and seed."""
+"""DiceBear: illustrated avatars rendered offline by resvg, deterministic from prompt and seed
+(and from a photo's colours when the generation has one: lookalike)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from concurrent.futures import Future
 from importlib import resources
 from typing import Any
 
-from .. import failpoints, storage
+from .. import failpoints, lookalike, storage
 from ..catalog import DEFAULT_STYLE
+from ..lookalike import Look
+from ..png_parameters import add_parameters
 from ..storage import PreparedImage
 from .base import (
     Cancelled,
@@ -21,6 +24,7 @@ from .base import (
     OnProgress,
     PermanentEngineError,
     TransientEngineError,
+    Variation,
 )
 from .render_pool import RenderPool
 
@@ -87,17 +91,30 @@ class DiceBearEngine:
                     self._needs_fonts.add(name)
             return cached
 
-    def render_png(self, style_name: str, seed: str, width: int, height: int) -> bytes:
-        """One image, rendered in this process (the worker processes call this)."""
+    def render_png(
+        self,
+        style_name: str,
+        seed: str,
+        width: int,
+        height: int,
+        look: Look | None = None,
+        likeness: float = 0.0,
+    ) -> bytes:
+        """One image, rendered in this process (the worker processes call this); with a
+        photo's `look`, its colours `likeness` of the way from the seed's."""
         from dicebear import Avatar
         from dicebear.errors import OptionsValidationError
 
-        side = min(width, height)
+        style = self.style(style_name)
+        options: dict[str, Any] = {
+            "seed": seed,
+            "size": min(width, height),
+            "backgroundColor": BACKGROUNDS,
+        }
         try:
-            avatar = Avatar(
-                self.style(style_name),
-                {"seed": seed, "size": side, "backgroundColor": BACKGROUNDS},
-            )
+            if look is not None:
+                options |= lookalike.colour_options(style_name, style, options, look, likeness)
+            avatar = Avatar(style, options)
         except OptionsValidationError as exc:  # the same options fail every time
             raise PermanentEngineError(f"The Instant engine cannot draw this: {exc}.") from None
         svg = avatar.to_string()
@@ -113,6 +130,10 @@ class DiceBearEngine:
         self, job: EngineJob, on_image: OnImage, on_progress: OnProgress, cancelled: Cancelled
     ) -> None:
         style_name = job.options.get("style") or job.capabilities.get("defaultStyle", "adventurer")
+        reference = job.reference
+        # the photo is read once per generation, not per image: each render gets its colours
+        look = lookalike.sample(reference) if reference is not None else None
+        likeness = reference.likeness if reference is not None else 0.0
         total = len(job.variations)
         for done, variation in enumerate(job.variations):
             if cancelled():
@@ -124,6 +145,9 @@ class DiceBearEngine:
                 engine_seed(job.prompt, variation.seed),
                 job.width,
                 job.height,
+                look,
+                likeness,
+                png_parameters(job, style_name, variation, look),
             )
             on_image(variation, prepared)
             on_progress((done + 1) / total, f"image {done + 1} of {total}")
@@ -149,6 +173,27 @@ class DiceBearEngine:
         self.pool.close()
 
 
+def png_parameters(
+    job: EngineJob, style_name: str, variation: Variation, look: Look | None
+) -> dict[str, Any]:
+    """What each Instant PNG records: enough to draw it again, and the photo it follows."""
+    parameters: dict[str, Any] = {
+        "prompt": job.prompt,
+        "seed": variation.seed,
+        "width": job.width,
+        "height": job.height,
+        "model": f"DiceBear {style_name}",
+        "lumiku_model_key": job.model_key,
+        "lumiku_style": style_name,
+        "lumiku_variation": variation.key,
+    }
+    if job.reference is not None:
+        parameters |= job.reference.parameters()
+    if look is not None:
+        parameters["lumiku_look"] = look.describe()
+    return parameters
+
+
 # -- in the worker processes
 
 _in_process: DiceBearEngine | None = None
@@ -167,19 +212,36 @@ def _load_style(style_name: str) -> None:
         _local_engine().style(style_name)
 
 
-def _render(style_name: str, seed: str, width: int, height: int) -> bytes:
+def _render(
+    style_name: str,
+    seed: str,
+    width: int,
+    height: int,
+    look: Look | None = None,
+    likeness: float = 0.0,
+) -> bytes:
     try:
-        return _local_engine().render_png(style_name, seed, width, height)
+        return _local_engine().render_png(style_name, seed, width, height, look, likeness)
     except PermanentEngineError:
         raise
     except Exception as exc:  # sent back pickled: DiceBear's own errors do not unpickle
         raise TransientEngineError(f"{type(exc).__name__}: {exc}") from None
 
 
-def _render_prepared(style_name: str, seed: str, width: int, height: int) -> PreparedImage:
-    """Render and prepare (thumbnail, content names) in the render process: the server's
-    threads only write the files, so two workers make images on two cores."""
-    return storage.prepare_png(_render(style_name, seed, width, height))
+def _render_prepared(
+    style_name: str,
+    seed: str,
+    width: int,
+    height: int,
+    look: Look | None,
+    likeness: float,
+    parameters: dict[str, Any],
+) -> PreparedImage:
+    """Render, add the parameters and prepare (thumbnail, content names) in the render
+    process: the server's threads only write the files, so two workers make images on two
+    cores."""
+    png = _render(style_name, seed, width, height, look, likeness)
+    return storage.prepare_png(add_parameters(png, parameters))
 
 
 def _pad(png: bytes, width: int, height: int) -> bytes:

@@ -179,6 +179,19 @@ def sibling_generation(generation_id: str, **fields: Any):
     return AvatarGeneration.create(**{**values, **fields})
 
 
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium through Playwright, one for the session: every browser test module
+    shares it (a second sync Playwright in the same process refuses to start)."""
+    from browser import CHROMIUM, CHROMIUM_FLAGS
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
 @pytest.fixture
 def servers(tmp_path):
     """Start `lumiku serve` subprocesses on tmp_path/home; each is killed at the end."""

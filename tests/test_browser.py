@@ -10,8 +10,6 @@ import re
 
 import pytest
 from browser import (
-    CHROMIUM,
-    CHROMIUM_FLAGS,
     DESKTOP,
     PHONE,
     axe_violations,
@@ -19,17 +17,9 @@ from browser import (
     watched_context,
 )
 from conftest import API, Server, png_bytes, wait_for
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 TIMEOUT = 20_000  # ms: generous for a loaded 2-core CI machine; waits end as soon as true
-
-
-@pytest.fixture(scope="session")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

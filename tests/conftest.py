@@ -267,9 +267,13 @@ class Server:
         """Upload an image into a project (multipart, as the page sends it); the avatar JSON."""
         boundary = "lumikutestboundary"
         body = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-            f'filename="{filename}"\r\nContent-Type: image/png\r\n\r\n'
-        ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                f'filename="{filename}"\r\nContent-Type: image/png\r\n\r\n'
+            ).encode()
+            + content
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
         request = urllib.request.Request(
             f"{self.url}{API}/projects/{project_id}/avatars/upload",
             data=body,

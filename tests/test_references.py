@@ -1,0 +1,336 @@
+"""A photo as the start of a generation: chosen, kept, carried over, and refused when it is bad."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import pytest
+from conftest import API, doctor, wait_for
+from PIL import Image, ImageDraw
+
+from lumiku_local import engines
+from lumiku_local.doctor import ledger_problems
+from lumiku_local.models import AvatarGeneration, CreditLedger
+from lumiku_local.png_parameters import read_parameters
+
+
+def photo(skin: str = "#e0b08a", hair: str = "#3a2312", background: str = "#4a7bd0") -> bytes:
+    """A portrait-like test photo: a face-coloured oval under a band of hair."""
+    image = Image.new("RGB", (240, 300), background)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((60, 40, 180, 120), fill=hair)
+    draw.ellipse((70, 70, 170, 200), fill=skin)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def upload(client, project: str, content: bytes | None = None) -> dict:
+    response = client.post(
+        f"{API}/projects/{project}/avatars/upload",
+        files={"file": ("me.png", content or photo(), "image/png")},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["avatar"]
+
+
+def instant(client) -> dict:
+    models = client.get(f"{API}/models").json()["models"]
+    return next(model for model in models if model["provider"] == "dicebear")
+
+
+def look_alike_style(client) -> str:
+    reference = instant(client)["reference"]
+    assert reference and reference["mode"] == "lookAlike", reference
+    return reference["styles"][0]
+
+
+def image_bytes(client, avatar: dict) -> bytes:
+    response = client.get(avatar["imageUrl"])
+    assert response.status_code == 200
+    return response.content
+
+
+class HeldEngine:
+    """The Instant engine, held at the start of each job until the test lets it go."""
+
+    name = "dicebear"
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.references: list = []
+
+    def is_installed(self, capabilities):
+        return True
+
+    def generate(self, job, on_image, on_progress, cancelled):
+        self.references.append(job.reference)
+        self.started.set()
+        assert self.release.wait(30), "the test never released the engine"
+        self.inner.generate(job, on_image, on_progress, cancelled)
+
+
+@pytest.fixture
+def held(monkeypatch):
+    inner = engines.engine_for("dicebear")
+    engine = HeldEngine(inner)
+    monkeypatch.setitem(engines._ENGINES, "dicebear", engine)
+    yield engine
+    engine.release.set()
+
+
+# ---------------------------------------------------------------- the happy path
+
+
+def test_a_reference_generation_keeps_its_photo_and_shows_it(client, settings):
+    project = client.project()
+    me = upload(client, project)
+    assert me["faceBox"] and {"x", "y", "size", "source"} <= set(me["faceBox"])
+    style = look_alike_style(client)
+    body = client.generate(project, count=4, style=style, referenceAvatarId=me["id"], likeness=0.7)
+    generation = body["generation"]
+    reference = generation["reference"]
+    assert reference["avatarId"] == me["id"] and reference["likeness"] == 0.7
+    assert reference["mode"] == "lookAlike" and reference["faceBox"] == me["faceBox"]
+    photo_bytes = image_bytes(client, me)
+    import hashlib
+
+    assert reference["sha256"] == hashlib.sha256(photo_bytes).hexdigest()
+    served = client.get(reference["imageUrl"])
+    assert served.status_code == 200 and served.content == photo_bytes
+    thumbnail = client.get(reference["thumbnailUrl"])
+    assert thumbnail.status_code == 200 and thumbnail.headers["content-type"] == "image/webp"
+    done = client.wait_generation(generation["id"])
+    assert done["status"] == "completed" and done["reference"]["sha256"] == reference["sha256"]
+    pictures = [image_bytes(client, avatar) for avatar in done["avatars"]]
+    assert len(set(pictures)) == 4
+    for picture in pictures:
+        parameters = read_parameters(picture)
+        assert parameters["lumiku_reference_sha256"] == reference["sha256"]
+        assert parameters["lumiku_likeness"] == "0.70"
+    assert client.balance() == 1000 - 4
+
+
+def test_likeness_defaults_to_the_models(client):
+    project = client.project()
+    me = upload(client, project)
+    model = instant(client)
+    generation = client.generate(
+        project, style=model["reference"]["styles"][0], referenceAvatarId=me["id"]
+    )["generation"]
+    assert generation["reference"]["likeness"] == model["reference"]["defaultLikeness"]
+
+
+def test_retry_and_more_like_this_keep_the_reference_after_the_photo_is_deleted(client):
+    project = client.project()
+    me = upload(client, project)
+    style = look_alike_style(client)
+    first = client.generate(project, count=2, style=style, referenceAvatarId=me["id"], likeness=0.4)
+    first = client.wait_generation(first["generation"]["id"])
+    assert client.delete(f"{API}/avatars/{me['id']}").status_code == 204
+    response = client.post(f"{API}/generations/{first['id']}/retry")
+    assert response.status_code == 202, response.text
+    retried = client.wait_generation(response.json()["generation"]["id"])
+    assert retried["status"] == "completed", retried
+    assert retried["reference"]["sha256"] == first["reference"]["sha256"]
+    assert retried["reference"]["likeness"] == 0.4
+    assert client.get(retried["reference"]["imageUrl"]).status_code == 200
+    response = client.post(f"/ui/avatars/{first['avatars'][0]['id']}/more")
+    assert response.status_code == 200, response.text
+    newest = AvatarGeneration.select().order_by(AvatarGeneration.created_at.desc()).first()
+    assert newest.reference["sha256"] == first["reference"]["sha256"]
+    assert newest.id not in (first["id"], retried["id"])
+
+
+def test_the_same_seed_and_photo_give_the_same_pixels(client):
+    project = client.project()
+    me = upload(client, project)
+    style = look_alike_style(client)
+    runs = []
+    for _ in range(2):
+        body = client.generate(project, count=2, seed=77, style=style, referenceAvatarId=me["id"])
+        runs.append(client.wait_generation(body["generation"]["id"]))
+    assert [image_bytes(client, a) for a in runs[0]["avatars"]] == [
+        image_bytes(client, a) for a in runs[1]["avatars"]
+    ]
+    other = upload(client, project, photo(skin="#5a3825", hair="#c83c1e", background="#f2e6a0"))
+    body = client.generate(project, count=2, seed=77, style=style, referenceAvatarId=other["id"])
+    third = client.wait_generation(body["generation"]["id"])
+    assert image_bytes(client, third["avatars"][0]) != image_bytes(client, runs[0]["avatars"][0])
+
+
+# ---------------------------------------------------------------- the face square
+
+
+def test_the_face_square_can_be_moved_and_generations_copy_it(client):
+    project = client.project()
+    me = upload(client, project)
+    response = client.patch(
+        f"{API}/avatars/{me['id']}", json={"faceBox": {"x": 10, "y": 20, "size": 100}}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["avatar"]["faceBox"] == {"x": 10, "y": 20, "size": 100, "source": "user"}
+    generation = client.generate(
+        project, style=look_alike_style(client), referenceAvatarId=me["id"]
+    )["generation"]
+    assert generation["reference"]["faceBox"]["x"] == 10
+    for bad in (
+        {"x": 200, "y": 0, "size": 100},  # past the right edge of the 240 px photo
+        {"x": 0, "y": 0, "size": 4},  # too small to hold a face
+        {"x": -1, "y": 0, "size": 50},
+    ):
+        response = client.patch(f"{API}/avatars/{me['id']}", json={"faceBox": bad})
+        assert response.status_code == 422, (bad, response.text)
+    response = client.patch(f"{API}/avatars/{me['id']}", json={"faceBox": {"x": 1}})
+    assert response.status_code == 400 and "faceBox.y" in response.json()["error"]["message"]
+    assert client.get(f"{API}/avatars/{me['id']}").json()["avatar"]["faceBox"]["x"] == 10
+    assert client.patch(f"{API}/avatars/nope", json={"name": "x"}).status_code == 404
+
+
+# ---------------------------------------------------------------- bad references change nothing
+
+
+def test_bad_references_are_4xx_and_charge_nothing(client):
+    project = client.project()
+    other_project = client.project("Someone else's")
+    me = upload(client, project)
+    theirs = upload(client, other_project)
+    gone = upload(client, project)
+    assert client.delete(f"{API}/avatars/{gone['id']}").status_code == 204
+    style = look_alike_style(client)
+    cannot = next(
+        s
+        for s in instant(client)["capabilities"]["styles"]
+        if s not in instant(client)["reference"]["styles"]
+    )
+    before = (client.balance(), AvatarGeneration.select().count(), CreditLedger.select().count())
+    cases = [
+        ({"referenceAvatarId": "nope", "style": style}, 404, "not_found"),
+        ({"referenceAvatarId": gone["id"], "style": style}, 404, "not_found"),
+        ({"referenceAvatarId": theirs["id"], "style": style}, 422, "reference_other_project"),
+        ({"referenceAvatarId": me["id"], "style": style, "likeness": 1.5}, 422, "invalid_input"),
+        ({"referenceAvatarId": me["id"], "style": style, "likeness": -0.1}, 422, "invalid_input"),
+        ({"style": style, "likeness": 0.5}, 422, "invalid_input"),
+        ({"referenceAvatarId": me["id"], "style": cannot}, 422, "reference_unsupported"),
+    ]
+    for body, status, code in cases:
+        response = client.post(
+            f"{API}/projects/{project}/avatars/generate", json={"prompt": "me", **body}
+        )
+        assert response.status_code == status, (body, response.text)
+        assert response.json()["error"]["code"] == code, (body, response.text)
+    message = client.post(
+        f"{API}/projects/{project}/avatars/generate",
+        json={"prompt": "me", "referenceAvatarId": me["id"], "style": cannot},
+    ).json()["error"]["message"]
+    assert style in message  # says which styles can
+    after = (client.balance(), AvatarGeneration.select().count(), CreditLedger.select().count())
+    assert after == before
+
+
+# ---------------------------------------------------------------- nothing lost
+
+
+def test_deleting_the_photo_while_its_generation_waits_changes_nothing(client, settings, held):
+    project = client.project()
+    me = upload(client, project)
+    photo_bytes = image_bytes(client, me)
+    style = look_alike_style(client)
+    generation = client.generate(project, count=4, style=style, referenceAvatarId=me["id"])
+    generation_id = generation["generation"]["id"]
+    assert held.started.wait(20)
+    assert client.delete(f"{API}/avatars/{me['id']}").status_code == 204
+    kept = AvatarGeneration.get_by_id(generation_id).reference_file
+    assert (settings.files_dir / kept).read_bytes() == photo_bytes
+    held.release.set()
+    done = client.wait_generation(generation_id)
+    assert done["status"] == "completed" and done["countCompleted"] == 4, done
+    assert held.references[0].png == photo_bytes
+    assert client.get(done["reference"]["imageUrl"]).content == photo_bytes
+    assert ledger_problems() == []
+
+
+def test_deleting_the_project_lets_the_reference_go(client, settings):
+    project = client.project()
+    me = upload(client, project)
+    done = client.generate(project, style=look_alike_style(client), referenceAvatarId=me["id"])
+    generation = client.wait_generation(done["generation"]["id"])
+    kept = AvatarGeneration.get_by_id(generation["id"]).reference_file
+    assert client.delete(f"{API}/avatars/{me['id']}").status_code == 204
+    assert (settings.files_dir / kept).is_file()  # the generation still needs it
+    assert client.delete(f"{API}/projects/{project}").status_code == 204
+    wait_for(lambda: not (settings.files_dir / kept).exists())
+
+
+def test_sigkill_mid_reference_batch_then_restart_uses_the_same_photo(servers, tmp_path):
+    home = tmp_path / "home"
+    server = servers("engine.generate=delay(0.4)")
+    status, project = server.request("POST", f"{API}/projects", {"name": "crash"})
+    assert status == 201
+    me = server.upload(project["id"], photo())
+    models = server.get(f"{API}/models")["models"]
+    style = next(m for m in models if m["provider"] == "dicebear")["reference"]["styles"][0]
+    status, body = server.request(
+        "POST",
+        f"{API}/projects/{project['id']}/avatars/generate",
+        {"prompt": "me", "count": 4, "seed": 5, "style": style, "referenceAvatarId": me["id"]},
+    )
+    assert status == 202, body
+    generation_id = body["generation"]["id"]
+    wait_for(
+        lambda: (
+            server.get(f"{API}/generations/{generation_id}")["generation"]["countCompleted"] >= 1
+        ),
+        timeout=20,
+    )
+    server.kill()
+    restarted = servers()
+    assert restarted.request("DELETE", f"{API}/avatars/{me['id']}")[0] == 204
+    done = restarted.wait_generation(generation_id)
+    assert done["status"] == "completed", done
+    assert sorted(a["variationKey"] for a in done["avatars"]) == ["v0", "v1", "v2", "v3"]
+    sha = done["reference"]["sha256"]
+    pictures = {a["variationKey"]: restarted.read(a["imageUrl"]) for a in done["avatars"]}
+    assert len(set(pictures.values())) == 4
+    assert {read_parameters(p)["lumiku_reference_sha256"] for p in pictures.values()} == {sha}
+    # the same seed and photo again (uploaded anew: the same content), uninterrupted: the same
+    # pixels for every variation as the resumed batch made
+    again = restarted.upload(project["id"], photo())
+    status, body = restarted.request(
+        "POST",
+        f"{API}/projects/{project['id']}/avatars/generate",
+        {"prompt": "me", "count": 4, "seed": 5, "style": style, "referenceAvatarId": again["id"]},
+    )
+    assert status == 202, body
+    fresh = restarted.wait_generation(body["generation"]["id"])
+    assert fresh["reference"]["sha256"] == sha
+    assert {a["variationKey"]: restarted.read(a["imageUrl"]) for a in fresh["avatars"]} == pictures
+    history = restarted.get("/api/credits/history")["entries"]
+    assert [(e["kind"], e["amount"]) for e in history] == [
+        ("debit", -4),
+        ("debit", -4),
+        ("grant", 1000),
+    ]
+    result = doctor(home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all checks passed" in result.stdout
+
+
+def test_a_restart_keeps_the_reference_of_a_deleted_photo_out_of_the_quarantine(app_client):
+    """The start-up sweep moves files no row names into the quarantine: a generation's
+    reference is named by the generation, even when its photo's avatar is gone."""
+    client = app_client()
+    project = client.project()
+    me = upload(client, project)
+    done = client.generate(project, style=look_alike_style(client), referenceAvatarId=me["id"])
+    generation = client.wait_generation(done["generation"]["id"])
+    photo_bytes = image_bytes(client, me)
+    assert client.delete(f"{API}/avatars/{me['id']}").status_code == 204
+    client.__exit__(None, None, None)
+    restarted = app_client()
+    served = restarted.get(generation["reference"]["imageUrl"])
+    assert served.status_code == 200 and served.content == photo_bytes
+    assert restarted.get(generation["reference"]["thumbnailUrl"]).status_code == 200

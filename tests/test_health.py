@@ -1,6 +1,6 @@
 from conftest import API, wait_for
 
-from lumiku_local import failpoints
+from lumiku_local import catalog, failpoints
 
 
 def test_health_ok_with_worker_running(client):
@@ -43,4 +43,5 @@ def test_dead_worker_is_reported_degraded_then_restarted(app_client, settings):
 
 def test_models_health(client):
     body = client.get(f"{API}/health/models").json()
-    assert body == {"status": "healthy", "modelCount": 7, "installedCount": 1}
+    catalog_size = len(catalog.ai_models())
+    assert body == {"status": "healthy", "modelCount": catalog_size, "installedCount": 1}

@@ -15,7 +15,13 @@ from typing import Any
 
 from . import failpoints, storage
 from .db import tuples, write_transaction
-from .models import Avatar, AvatarGeneration, AvatarProject, FileDeletion
+from .models import (
+    UNFINISHED_STATUSES,
+    Avatar,
+    AvatarGeneration,
+    AvatarProject,
+    FileDeletion,
+)
 
 log = logging.getLogger("lumiku.files")
 
@@ -52,14 +58,19 @@ def names_in_use(names: Iterable[str]) -> set[str]:
 
 
 def references_kept() -> Any:
-    """(reference_file, reference_thumbnail) of the generations of live projects: a
-    generation's own copy of its photo, kept whatever happens to the avatar it came from."""
+    """(reference_file, reference_thumbnail) of the unfinished generations of live projects: a
+    generation's own copy of its photo, kept until it has made its images whatever happens to
+    the avatar it came from (a deleted photo goes once no generation still needs it)."""
     return (
         AvatarGeneration.select(
             AvatarGeneration.reference_file, AvatarGeneration.reference_thumbnail
         )
         .join(AvatarProject)
-        .where(AvatarGeneration.reference_file.is_null(False) & AvatarProject.deleted_at.is_null())
+        .where(
+            AvatarGeneration.reference_file.is_null(False)
+            & AvatarGeneration.status.in_(UNFINISHED_STATUSES)
+            & AvatarProject.deleted_at.is_null()
+        )
     )
 
 

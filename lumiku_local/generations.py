@@ -16,7 +16,7 @@ from typing import Any
 
 from peewee import IntegrityError, fn
 
-from . import credits, failpoints, references, storage
+from . import credits, failpoints, file_deletions, references, storage
 from .catalog import TIER_ORDER
 from .db import database, tuples, utcnow, write_transaction
 from .engines import EngineJob, PermanentEngineError, Variation, engine_for
@@ -195,8 +195,10 @@ def submit(
         if request.reference_avatar_id:
             photo = references.photo_of(request.reference_avatar_id, project.id)
             copy = references.copy_of(photo, files_dir, request.likeness, found)
-        elif copy is not None and request.likeness is not None:
-            copy = dataclasses.replace(copy, likeness=request.likeness)
+        elif copy is not None:
+            references.check_kept(copy, files_dir)
+            if request.likeness is not None:
+                copy = dataclasses.replace(copy, likeness=request.likeness)
         reference = None
         if copy is not None:
             _, reference = references.resolve(copy, model, options.get("style"))
@@ -326,6 +328,11 @@ def finish(
                 generation.credit_cost * missing,
                 f"Refund: {missing} of {generation.count} images not delivered ({status})",
             )
+        # its photo is needed no more: gone with it if the photo was deleted meanwhile (names
+        # a live avatar or another unfinished generation uses are not recorded)
+        released = references.release(generation)
+    if released and not database.in_transaction():  # else the caller's commit comes first
+        file_deletions.carry_out_quietly(runtime.settings.files_dir)
     runtime.publish(generation_event(generation))
     return True
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from . import face_box, storage
+from .db import tuples, write_transaction
 from .engines.base import FaceBox, PermanentEngineError, Reference
 from .errors import InvalidInput, NotFound
 from .models import AIModel, Avatar, AvatarGeneration
@@ -112,15 +113,43 @@ def find_face(files_dir: Path, avatar_id: str, project_id: str) -> FaceBox | Non
     found outside any write transaction (reading and scanning a photo takes a moment);
     copy_of stores it with the generation, so a refused request changes nothing."""
     avatar = Avatar.get_or_none(Avatar.id == avatar_id)
-    if avatar is None or avatar.face_box or avatar.project_id != project_id:
+    if avatar is None or avatar.project_id != project_id:
         return None
+    if not face_box.needs_detection(avatar.face_box):
+        return None
+    return _detect_in_file(files_dir, avatar.image_file)
+
+
+def _detect_in_file(files_dir: Path, image_file: str) -> FaceBox | None:
     from PIL import Image
 
     try:
-        with Image.open(storage.resolve(files_dir, avatar.image_file)) as image:
+        with Image.open(storage.resolve(files_dir, image_file)) as image:
             return face_box.detect(image.convert("RGB"))
     except (OSError, ValueError):  # a missing file: copy_of reports it
         return None
+
+
+def fill_face_boxes(files_dir: Path, avatars: list[dict[str, Any]]) -> None:
+    """Find and store the squares of `avatars` (API shapes, updated in place) that have none,
+    so the form shows the square a generation will follow (older uploads, generated
+    avatars); each photo is searched once, outside the short write that keeps the result."""
+    wanted = [a for a in avatars if face_box.needs_detection(a.get("faceBox"))]
+    if not wanted:
+        return
+    rows = Avatar.select(Avatar.id, Avatar.image_file).where(
+        Avatar.id.in_([a["id"] for a in wanted])
+    )
+    files = {row.id: row.image_file for row in rows}
+    found = {}
+    for avatar in wanted:
+        box = _detect_in_file(files_dir, files[avatar["id"]]) if avatar["id"] in files else None
+        if box is not None:
+            found[avatar["id"]] = avatar["faceBox"] = face_box.as_json(box)
+    if found:
+        with write_transaction():
+            for avatar_id, box_json in found.items():
+                Avatar.update(face_box=box_json).where(Avatar.id == avatar_id).execute()
 
 
 def copy_of(
@@ -133,7 +162,7 @@ def copy_of(
             "The reference photo's file is missing from the data folder; run `lumiku doctor`."
         )
     box = face_box.from_json(avatar.face_box, avatar.width, avatar.height)
-    if box is None and found is not None:
+    if found is not None and (box is None or box.source == "no_detector"):
         box = found
         Avatar.update(face_box=face_box.as_json(found)).where(Avatar.id == avatar.id).execute()
     return ReferenceCopy(
@@ -145,6 +174,29 @@ def copy_of(
         box or face_box.center(avatar.width, avatar.height, "no_face"),
         likeness,
     )
+
+
+def check_kept(copy: ReferenceCopy, files_dir: Path) -> None:
+    """A reference carried over (retry, "more like this") still has its file: a deleted photo
+    goes once the generations that used it have finished."""
+    if not storage.resolve(files_dir, copy.image_file).is_file():
+        raise NotFound(
+            "The photo this generation started from was deleted, so it cannot be used again. "
+            "Upload it once more and choose it in the generate form.",
+            code="reference_deleted",
+        )
+
+
+def release(generation: AvatarGeneration) -> int:
+    """In the transaction that finishes `generation`: record its reference's files for
+    removal unless a live avatar or an unfinished generation still uses them."""
+    from . import file_deletions
+
+    if not generation.reference_file:
+        return 0
+    image = generation.reference_file
+    thumbnail = generation.reference_thumbnail or image
+    return file_deletions.record([storage.StoredImage(image, thumbnail, 0, 0, 0)])
 
 
 def check_likeness(likeness: float | None) -> None:
@@ -232,7 +284,32 @@ def file_path(files_dir: Path, generation_id: str, thumbnail: bool) -> Path:
         raise NotFound("This generation has no reference photo.")
     path = storage.resolve(files_dir, name)
     if not path.is_file():
+        if generation.id not in still_kept([generation]):
+            raise NotFound("The photo this generation started from was deleted.")
         raise NotFound(
             "The reference photo's file is missing from the data folder; run `lumiku doctor`."
         )
     return path
+
+
+def still_kept(generations: list[AvatarGeneration]) -> set[str]:
+    """The ids among `generations` whose reference photo is still kept: the generation is
+    unfinished, or a live avatar has the same picture (its photo, or the same photo uploaded
+    again). Otherwise its files were let go of when it finished (or are about to be)."""
+    from .models import UNFINISHED_STATUSES
+
+    with_reference = [g for g in generations if g.reference_file]
+    names = {g.reference_file for g in with_reference}
+    if not names:
+        return set()
+    live = {
+        name
+        for (name,) in tuples(
+            Avatar.select(Avatar.image_file).where(
+                Avatar.image_file.in_(sorted(names)) & Avatar.deleted_at.is_null()
+            )
+        )
+    }
+    return {
+        g.id for g in with_reference if g.status in UNFINISHED_STATUSES or g.reference_file in live
+    }

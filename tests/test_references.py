@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import io
+import json
+import re
 import threading
 
 import pytest
@@ -11,7 +14,7 @@ from PIL import Image, ImageDraw
 
 from lumiku_local import engines
 from lumiku_local.doctor import ledger_problems
-from lumiku_local.models import AvatarGeneration, CreditLedger
+from lumiku_local.models import Avatar, AvatarGeneration, CreditLedger
 from lumiku_local.png_parameters import read_parameters
 
 
@@ -124,25 +127,50 @@ def test_likeness_defaults_to_the_models(client):
     assert generation["reference"]["likeness"] == model["reference"]["defaultLikeness"]
 
 
-def test_retry_and_more_like_this_keep_the_reference_after_the_photo_is_deleted(client):
+def test_retry_and_more_like_this_keep_the_reference(client):
     project = client.project()
     me = upload(client, project)
     style = look_alike_style(client)
     first = client.generate(project, count=2, style=style, referenceAvatarId=me["id"], likeness=0.4)
     first = client.wait_generation(first["generation"]["id"])
-    assert client.delete(f"{API}/avatars/{me['id']}").status_code == 204
     response = client.post(f"{API}/generations/{first['id']}/retry")
     assert response.status_code == 202, response.text
     retried = client.wait_generation(response.json()["generation"]["id"])
     assert retried["status"] == "completed", retried
     assert retried["reference"]["sha256"] == first["reference"]["sha256"]
-    assert retried["reference"]["likeness"] == 0.4
-    assert client.get(retried["reference"]["imageUrl"]).status_code == 200
+    assert retried["reference"]["likeness"] == 0.4 and retried["reference"]["available"]
     response = client.post(f"/ui/avatars/{first['avatars'][0]['id']}/more")
     assert response.status_code == 200, response.text
     newest = AvatarGeneration.select().order_by(AvatarGeneration.created_at.desc()).first()
     assert newest.reference["sha256"] == first["reference"]["sha256"]
     assert newest.id not in (first["id"], retried["id"])
+
+
+def test_a_deleted_photo_goes_once_its_generations_are_done(client, settings):
+    """Deleting a photo removes it from the computer, as the page says: its finished
+    generations let go of their copy; retrying one of them is a 404 that charges nothing."""
+    project = client.project()
+    me = upload(client, project)
+    body = client.generate(
+        project, count=2, style=look_alike_style(client), referenceAvatarId=me["id"]
+    )
+    done = client.wait_generation(body["generation"]["id"])
+    kept = settings.files_dir / AvatarGeneration.get_by_id(done["id"]).reference_file
+    assert kept.is_file()
+    assert client.delete(f"{API}/avatars/{me['id']}").status_code == 204
+    assert not kept.exists() and not any(settings.files_dir.glob(f"??/{kept.stem}*"))
+    again = client.generation(done["id"])
+    assert again["reference"]["available"] is False
+    assert again["reference"]["sha256"] == done["reference"]["sha256"]  # the record stays
+    assert client.get(again["reference"]["imageUrl"]).status_code == 404
+    before = (client.balance(), AvatarGeneration.select().count())
+    response = client.post(f"{API}/generations/{done['id']}/retry")
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["code"] == "reference_deleted"
+    response = client.post(f"/ui/avatars/{done['avatars'][0]['id']}/more")
+    assert response.status_code == 404, response.text
+    assert (client.balance(), AvatarGeneration.select().count()) == before
+    assert ledger_problems() == []
 
 
 def test_the_same_seed_and_photo_give_the_same_pixels(client):
@@ -243,26 +271,31 @@ def test_deleting_the_photo_while_its_generation_waits_changes_nothing(client, s
     generation_id = generation["generation"]["id"]
     assert held.started.wait(20)
     assert client.delete(f"{API}/avatars/{me['id']}").status_code == 204
-    kept = AvatarGeneration.get_by_id(generation_id).reference_file
-    assert (settings.files_dir / kept).read_bytes() == photo_bytes
+    kept = settings.files_dir / AvatarGeneration.get_by_id(generation_id).reference_file
+    assert kept.read_bytes() == photo_bytes  # the waiting generation still needs it
+    assert client.get(client.generation(generation_id)["reference"]["imageUrl"]).content == (
+        photo_bytes
+    )
     held.release.set()
     done = client.wait_generation(generation_id)
     assert done["status"] == "completed" and done["countCompleted"] == 4, done
     assert held.references[0].png == photo_bytes
-    assert client.get(done["reference"]["imageUrl"]).content == photo_bytes
+    assert done["reference"]["available"] is False
+    wait_for(lambda: not kept.exists())  # now it goes, right after the final commit
     assert ledger_problems() == []
 
 
-def test_deleting_the_project_lets_the_reference_go(client, settings):
+def test_deleting_the_project_lets_a_waiting_generations_reference_go(client, settings, held):
     project = client.project()
     me = upload(client, project)
-    done = client.generate(project, style=look_alike_style(client), referenceAvatarId=me["id"])
-    generation = client.wait_generation(done["generation"]["id"])
-    kept = AvatarGeneration.get_by_id(generation["id"]).reference_file
-    assert client.delete(f"{API}/avatars/{me['id']}").status_code == 204
-    assert (settings.files_dir / kept).is_file()  # the generation still needs it
+    body = client.generate(project, style=look_alike_style(client), referenceAvatarId=me["id"])
+    assert held.started.wait(20)
+    kept = settings.files_dir / AvatarGeneration.get_by_id(body["generation"]["id"]).reference_file
     assert client.delete(f"{API}/projects/{project}").status_code == 204
-    wait_for(lambda: not (settings.files_dir / kept).exists())
+    held.release.set()
+    assert client.generation(body["generation"]["id"])["status"] == "canceled"
+    wait_for(lambda: not kept.exists())
+    assert ledger_problems() == []
 
 
 def test_sigkill_mid_reference_batch_then_restart_uses_the_same_photo(servers, tmp_path):
@@ -319,18 +352,75 @@ def test_sigkill_mid_reference_batch_then_restart_uses_the_same_photo(servers, t
     assert "all checks passed" in result.stdout
 
 
-def test_a_restart_keeps_the_reference_of_a_deleted_photo_out_of_the_quarantine(app_client):
-    """The start-up sweep moves files no row names into the quarantine: a generation's
-    reference is named by the generation, even when its photo's avatar is gone."""
-    client = app_client()
+def test_a_restart_keeps_a_waiting_generations_photo_out_of_the_quarantine(app_client, tmp_path):
+    """The start-up sweep moves files no row names into the quarantine: an unfinished
+    generation names its reference, even when its photo's avatar is gone."""
+    from conftest import make_settings
+
+    from lumiku_local import failpoints
+
+    settings = make_settings(tmp_path / "home", retry_backoff_seconds=3600)
+    client = app_client(settings)
     project = client.project()
     me = upload(client, project)
-    done = client.generate(project, style=look_alike_style(client), referenceAvatarId=me["id"])
-    generation = client.wait_generation(done["generation"]["id"])
     photo_bytes = image_bytes(client, me)
+    failpoints.configure("engine.generate=error*1")  # one failed attempt: a retry in an hour
+    body = client.generate(project, style=look_alike_style(client), referenceAvatarId=me["id"])
+    generation_id = body["generation"]["id"]
+    wait_for(lambda: client.generation(generation_id)["attempts"] == 1)
+    assert client.generation(generation_id)["status"] == "pending"
     assert client.delete(f"{API}/avatars/{me['id']}").status_code == 204
     client.__exit__(None, None, None)
-    restarted = app_client()
-    served = restarted.get(generation["reference"]["imageUrl"])
+    restarted = app_client(settings)
+    reference = restarted.generation(generation_id)["reference"]
+    served = restarted.get(reference["imageUrl"])
     assert served.status_code == 200 and served.content == photo_bytes
-    assert restarted.get(generation["reference"]["thumbnailUrl"]).status_code == 200
+    assert not list((settings.files_dir / "quarantine").rglob("*.png"))
+    assert restarted.post(f"{API}/generations/{generation_id}/cancel").status_code == 200
+    kept = settings.files_dir / AvatarGeneration.get_by_id(generation_id).reference_file
+    assert not kept.exists()  # canceled: nothing needs the deleted photo any more
+
+
+def drawn_portrait() -> bytes:
+    from face_photos import drawn_face
+
+    out = io.BytesIO()
+    drawn_face().image.save(out, "PNG")
+    return out.getvalue()
+
+
+def test_the_form_shows_the_square_a_generation_will_follow(client):
+    """An older upload (no square stored) gets its face found before the form shows it, so
+    the square on screen is the one the generation copies."""
+    project = client.project()
+    me = upload(client, project, drawn_portrait())
+    detected = me["faceBox"]
+    assert detected["source"] == "detected"
+    Avatar.update(face_box=None).where(Avatar.id == me["id"]).execute()
+    page = client.get(f"/projects/{project}")
+    assert page.status_code == 200
+    assert Avatar.get_by_id(me["id"]).face_box == detected
+    shown = re.search(r"data-face-box='([^']*)'", page.text)
+    assert shown and json.loads(html.unescape(shown.group(1))) == detected
+    generation = client.generate(
+        project, style=look_alike_style(client), referenceAvatarId=me["id"]
+    )["generation"]
+    assert generation["reference"]["faceBox"] == detected
+
+
+def test_a_square_made_without_a_detector_is_found_again_once_there_is_one(client):
+    project = client.project()
+    me = upload(client, project, drawn_portrait())
+    centre = {"x": 1, "y": 2, "size": 300, "source": "no_detector"}
+    Avatar.update(face_box=centre).where(Avatar.id == me["id"]).execute()
+    generation = client.generate(
+        project, style=look_alike_style(client), referenceAvatarId=me["id"]
+    )["generation"]
+    assert generation["reference"]["faceBox"] == me["faceBox"]
+    assert Avatar.get_by_id(me["id"]).face_box == me["faceBox"]
+    user_square = {"x": 1, "y": 2, "size": 300, "source": "user"}
+    Avatar.update(face_box=user_square).where(Avatar.id == me["id"]).execute()
+    again = client.generate(project, style=look_alike_style(client), referenceAvatarId=me["id"])[
+        "generation"
+    ]
+    assert again["reference"]["faceBox"] == user_square  # the user's own square stays

@@ -73,17 +73,23 @@ def generations_of(rows: list[AvatarGeneration]) -> list[dict[str, Any]]:
         .order_by(Avatar.variation_key)
     ):
         avatars[item["generation"]].append(avatar(item))
-    return [_generation(row, refunds.get(row.id, 0), avatars[row.id]) for row in rows]
+    kept = references.still_kept(rows)
+    return [
+        _generation(row, refunds.get(row.id, 0), avatars[row.id], row.id in kept) for row in rows
+    ]
 
 
 def generation(row: AvatarGeneration, with_avatars: bool = True) -> dict[str, Any]:
     if not with_avatars:
-        return _generation(row, None, None)
+        return _generation(row, None, None, row.id in references.still_kept([row]))
     return generations_of([row])[0]
 
 
 def _generation(
-    row: AvatarGeneration, refunded: int | None, avatars: list[dict[str, Any]] | None
+    row: AvatarGeneration,
+    refunded: int | None,
+    avatars: list[dict[str, Any]] | None,
+    reference_kept: bool,
 ) -> dict[str, Any]:
     if refunded is None:
         refunded = sum(
@@ -103,7 +109,7 @@ def _generation(
         "creditRefunded": refunded,
         "attempts": row.error_attempts,
         "retriedFromId": row.retried_from_id,
-        "reference": reference(row),
+        "reference": reference(row, reference_kept),
         "createdAt": iso(row.created_at),
         "startedAt": iso(row.started_at),
         "completedAt": iso(row.completed_at),
@@ -115,11 +121,14 @@ def _generation(
     return shape
 
 
-def reference(row: AvatarGeneration) -> dict[str, Any] | None:
+def reference(row: AvatarGeneration, kept: bool) -> dict[str, Any] | None:
+    """The photo a generation started from; `available` is false once the photo was deleted
+    and the generation had finished with it (its files are gone too)."""
     if not row.reference_file or not row.reference:
         return None
     return {
         **row.reference,
+        "available": kept,
         "imageUrl": f"{API}/generations/{row.id}/reference",
         "thumbnailUrl": f"{API}/generations/{row.id}/reference/thumbnail",
     }

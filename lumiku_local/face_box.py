@@ -30,6 +30,22 @@ def center(width: int, height: int, source: str) -> FaceBox:
     return FaceBox((width - size) // 2, (height - size) // 2, size, source)
 
 
+@functools.cache
+def detector_available() -> bool:
+    """Whether OpenCV is installed (found, not imported)."""
+    import importlib.util
+
+    return importlib.util.find_spec("cv2") is not None
+
+
+def needs_detection(stored: dict[str, Any] | None) -> bool:
+    """A stored square worth replacing by a detection: none yet, or made without a detector
+    that is installed now (the full app after the lite one)."""
+    if not stored:
+        return True
+    return stored.get("source") == "no_detector" and detector_available()
+
+
 def detect(image: Image.Image) -> FaceBox:
     """The largest face's head square, or the centre square saying why none was found."""
     width, height = image.size

@@ -14,7 +14,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 from peewee import fn
 
-from .. import avatars, catalog, credits, generations, hardware, projects, style_samples
+from .. import avatars, catalog, credits, generations, hardware, projects, references, style_samples
 from ..api import blocking, shapes
 from ..api.health import last_heartbeat
 from ..db import tuples, utcnow
@@ -171,7 +171,7 @@ def project_page(
         photo_styles=set(((instant or {}).get("reference") or {}).get("styles") or ()),
         sample_src=_sample_uris(tuple(styles)),
         default_style=(instant or {}).get("capabilities", {}).get("defaultStyle"),
-        references=_reference_choices(gallery, reference),
+        references=_reference_choices(state, gallery, reference),
         chosen_reference=reference,
         presets=[shapes.preset(p) for p in AvatarPreset.select().order_by(AvatarPreset.sort_order)],
         personas=[
@@ -184,11 +184,16 @@ def project_page(
     )
 
 
-def _reference_choices(gallery: list[dict[str, Any]], chosen: str | None) -> list[dict[str, Any]]:
-    """The photos the form offers as a reference, plus a generated avatar the link chose."""
+def _reference_choices(
+    state: State, gallery: list[dict[str, Any]], chosen: str | None
+) -> list[dict[str, Any]]:
+    """The photos the form offers as a reference, plus a generated avatar the link chose,
+    each with the face square a generation from it will follow."""
     photos = [avatar for avatar in gallery if avatar["source"] == "upload"]
     picked = next((a for a in gallery if a["id"] == chosen and a["source"] != "upload"), None)
-    return photos + [picked] if picked else photos
+    choices = photos + [picked] if picked else photos
+    references.fill_face_boxes(state.runtime.settings.files_dir, choices)
+    return choices
 
 
 def _default_model(models: list[dict[str, Any]]) -> str | None:

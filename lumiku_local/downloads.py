@@ -100,7 +100,7 @@ class DownloadManager:
         """Delete a model's own files (see _own_repos). Refused while a download of the same
         files runs or the model is generating."""
         model = _downloadable(model_key)
-        repos = _own_repos(model)
+        repos = self._unshared(model, _own_repos(model))
         with self._lock:
             busy = [
                 key
@@ -125,6 +125,29 @@ class DownloadManager:
         for key in sharing:
             self._publish(key)
         return freed
+
+    def _unshared(self, model: AIModel, repos: list[str]) -> list[str]:
+        """`repos` less those another installed model also needs (the two face models share
+        their adapter and image encoder); 409 when nothing would be left to delete."""
+        needed_by: dict[str, list[str]] = {}
+        for other in AIModel.select().where(
+            (AIModel.provider == "diffusers") & (AIModel.key != model.key)
+        ):
+            shared = set(repos) & set(repos_of(other.capabilities or {}))
+            if shared and self.engine.is_installed(other.capabilities or {}):
+                for repo in shared:
+                    needed_by.setdefault(repo, []).append(other.name)
+        kept = [repo for repo in repos if repo not in needed_by]
+        if not kept:
+            others = sorted({name for names in needed_by.values() for name in names})
+            raise Conflict(
+                f"{model.name}'s files are also used by {', '.join(others)}, which is "
+                "installed. Delete that model first; deleting both frees the space.",
+                code="files_shared",
+            )
+        if len(kept) < len(repos):
+            log.info("%s: keeping %s, used by other installed models", model.key, needed_by)
+        return kept
 
     def resume_interrupted(self) -> list[str]:
         """Downloads that were running when Lumiku stopped or crashed continue where they were."""

@@ -319,3 +319,19 @@ def test_token_check_with_the_hub_unreachable_is_503(app_client, tmp_path):
     response = client.post("/api/settings/hf-token", json={"token": TOKEN})
     assert response.status_code == 503
     assert "try again" in response.json()["error"]["message"]
+
+
+def test_deleting_a_model_keeps_files_another_installed_model_needs(studio, tmp_path):
+    """Two entries built on the same files (the face models share their adapter and encoder):
+    deleting one must not uninstall the other; it says which to delete first."""
+    client = studio()
+    add_to_catalog("avatar-creator:tiny-twin", REPO, cost=2, sizeBytes=5_000_000)
+    client.post(f"{API}/models/{KEY}/download")
+    wait_for(lambda: model(client)["installed"], timeout=30)
+    assert model(client, "avatar-creator:tiny-twin")["installed"] is True
+    response = client.delete(f"{API}/models/{KEY}/files")
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["code"] == "files_shared"
+    assert "Tiny test model" in response.json()["error"]["message"]
+    assert model(client)["installed"] and model(client, "avatar-creator:tiny-twin")["installed"]
+    assert (tmp_path / "hf-cache" / "models--lumiku-test--tiny-download").is_dir()

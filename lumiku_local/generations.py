@@ -213,6 +213,7 @@ def submit(
             count=request.count,
             credit_cost=model.credit_cost,
             retried_from=retried_from,
+            plan=[v.as_json() for v in plan_of(request.count, options["seed"])],
             reference_file=copy.image_file if copy else None,
             reference_thumbnail=copy.thumbnail_file if copy else None,
             reference=reference,
@@ -561,12 +562,7 @@ class _Worker:
                 Avatar.select(Avatar.variation_key).where(Avatar.generation == generation.id)
             )
         }
-        base_seed = int(generation.options.get("seed", 0))
-        self.pending_variations = [
-            Variation(key=f"v{n}", seed=base_seed + n)
-            for n in range(generation.count)
-            if f"v{n}" not in done
-        ]
+        self.pending_variations = [v for v in variations_of(generation) if v.key not in done]
         self.runtime.publish(generation_event(generation))
         engine = engine_for(model.provider)
         if engine is None or not engine.is_installed(model.capabilities):
@@ -680,11 +676,24 @@ def run_generation(runtime: Runtime, generation_id: str) -> None:
         runtime.running.discard(generation_id)
 
 
+def plan_of(count: int, seed: int) -> list[Variation]:
+    """The Avatar Creator's batch: `count` variations "v{n}" with seeds seed + n."""
+    return [
+        Variation(key=f"v{n}", seed=seed + n, label=f"#{n + 1}" if count > 1 else "")
+        for n in range(count)
+    ]
+
+
+def variations_of(generation: AvatarGeneration) -> list[Variation]:
+    """What a generation makes, as fixed at submit (derived for rows made before m010)."""
+    if generation.plan:
+        return [Variation.from_json(item) for item in generation.plan]
+    return plan_of(generation.count, int((generation.options or {}).get("seed", 0)))
+
+
 def _avatar_name(generation: AvatarGeneration, variation: Variation) -> str:
     base = generation.name or generation.prompt[:60]
-    if generation.count == 1:
-        return base
-    return f"{base} #{int(variation.key.lstrip('v')) + 1}"
+    return f"{base} {variation.label}" if variation.label else base
 
 
 # ---------------------------------------------------------------- reconcile

@@ -149,6 +149,19 @@ def m009_photo_references() -> None:
     refresh_catalog_capabilities()
 
 
+def m010_generation_plan() -> None:
+    """A generation records the variations it makes (key, seed, pose), so the lifecycle runs
+    any batch an app describes; older rows keep "v{n}" with seed + n."""
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as apply
+    from playhouse.sqlite_ext import JSONField
+
+    if "plan" in {column.name for column in database.get_columns("avatar_generation")}:
+        return  # a database whose m001 already made today's tables
+    migrator = SchemaMigrator.from_database(database.obj)
+    apply(migrator.add_column("avatar_generation", "plan", JSONField(null=True)))
+
+
 def refresh_catalog_capabilities() -> None:
     """Insert built-in models that are missing and describe the built-in ones as today's code
     does; the enabled flag, cost and deadline stay the admin's."""
@@ -167,6 +180,7 @@ MIGRATIONS: list[Callable[[], None]] = [
     m007_file_deletions,
     m008_generation_run_seconds,
     m009_photo_references,
+    m010_generation_plan,
 ]
 
 

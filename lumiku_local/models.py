@@ -137,6 +137,9 @@ class AvatarGeneration(BaseModel):
     reference_file = CharField(null=True, index=True)
     reference_thumbnail = CharField(null=True)
     reference = JSONField(null=True)  # {avatarId, sha256, likeness, mode, faceBox, width, height}
+    # what the batch makes, fixed at submit: [{key, seed, poseId?, label?}], one per image
+    # (None for generations made before m010: "v{n}" with seed + n)
+    plan = JSONField(null=True)
 
     class Meta:
         table_name = "avatar_generation"

@@ -93,7 +93,7 @@ def test_empty_catalog_is_restored_at_start(app_client):
     assert len(restarted.get(f"{API}/models").json()["models"]) == len(catalog.ai_models())
 
 
-def test_m009_upgrades_a_database_made_before_references(client):
+def test_m009_and_m010_upgrade_a_database_made_before_references_and_plans(client):
     """A database from before photo references gets its columns and new models; an admin's
     cost stays, and generations made before keep working."""
     from lumiku_local.db import database
@@ -108,18 +108,20 @@ def test_m009_upgrades_a_database_made_before_references(client):
         ("avatar_generation", "reference_file"),
         ("avatar_generation", "reference_thumbnail"),
         ("avatar_generation", "reference"),
+        ("avatar_generation", "plan"),
     ):
         database.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
     AIModel.delete().where(AIModel.provider == "diffusers").execute()
     migrations.Migration.delete().where(
-        migrations.Migration.name == "m009_photo_references"
+        migrations.Migration.name.in_(["m009_photo_references", "m010_generation_plan"])
     ).execute()
-    assert migrations.migrate() == ["m009_photo_references"]
+    assert migrations.migrate() == ["m009_photo_references", "m010_generation_plan"]
     columns = {c.name for c in database.get_columns("avatar_generation")}
-    assert {"reference_file", "reference_thumbnail", "reference"} <= columns
+    assert {"reference_file", "reference_thumbnail", "reference", "plan"} <= columns
     assert "face_box" in {c.name for c in database.get_columns("avatar")}
     assert AIModel.select().count() == len(catalog.ai_models())
     assert AIModel.get_by_id(catalog.INSTANT_MODEL_KEY).credit_cost == 5
     assert AvatarGeneration.get_by_id(before["id"]).reference is None
     assert Avatar.select().where(Avatar.generation == before["id"]).count() == 1
     assert client.generation(before["id"])["reference"] is None
+    assert AvatarGeneration.get_by_id(before["id"]).plan is None  # an older row: derived

@@ -245,3 +245,23 @@ def test_generation_not_found(client):
     response = client.get(f"{API}/generations/nope")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_batch_is_the_plan_fixed_at_submit_and_older_rows_derive_it(client):
+    """The lifecycle makes what the generation's plan lists; a row from before plans (m010)
+    makes "v{n}" with seed + n, as it always did."""
+    from lumiku_local.models import AvatarGeneration
+
+    body = client.generate(client.project(), count=3, seed=40, name="Knight")
+    done = client.wait_generation(body["generation"]["id"])
+    row = AvatarGeneration.get_by_id(done["id"])
+    assert row.plan == [
+        {"key": "v0", "seed": 40, "label": "#1"},
+        {"key": "v1", "seed": 41, "label": "#2"},
+        {"key": "v2", "seed": 42, "label": "#3"},
+    ]
+    made = sorted((a["variationKey"], a["seed"], a["name"]) for a in done["avatars"])
+    assert made == [("v0", 40, "Knight #1"), ("v1", 41, "Knight #2"), ("v2", 42, "Knight #3")]
+    planned = generations.variations_of(row)
+    row.plan = None
+    assert generations.variations_of(row) == planned

@@ -20,8 +20,30 @@ class PermanentEngineError(RuntimeError):
 
 @dataclass(frozen=True)
 class Variation:
-    key: str  # "v{n}", unique per generation
+    """One image of a batch: what to make, fixed when the generation is submitted."""
+
+    key: str  # unique per generation: "v{n}" (avatars), "{poseId}-v{n}", "text-v{n}" (poses)
     seed: int
+    pose_id: str | None = None  # a pose of the library (the Pose Generator)
+    label: str = ""  # how its avatar is named after the generation: "#2", "Waving #1"
+
+    def as_json(self) -> dict[str, object]:
+        data: dict[str, object] = {"key": self.key, "seed": self.seed}
+        if self.pose_id is not None:
+            data["poseId"] = self.pose_id
+        if self.label:
+            data["label"] = self.label
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Variation:
+        pose_id = data.get("poseId")
+        return cls(
+            key=str(data["key"]),
+            seed=int(str(data["seed"])),
+            pose_id=None if pose_id is None else str(pose_id),
+            label=str(data.get("label") or ""),
+        )
 
 
 @dataclass(frozen=True)

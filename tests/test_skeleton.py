@@ -4,7 +4,6 @@ joints as the ControlNet annotator draws them, nothing drawn for a keypoint not 
 from __future__ import annotations
 
 import io
-import time
 
 import pytest
 from PIL import Image
@@ -160,14 +159,9 @@ def test_a_pose_without_18_keypoints_is_refused():
         skeleton.draw(standing()[:17], 256)
 
 
-def test_the_png_is_the_drawing_and_thumbnails_are_fast():
+def test_the_png_is_the_drawing():
+    """Its speed (a few ms a thumbnail) is measured by bench/poses.py, not asserted here."""
     keypoints = standing()
     with Image.open(io.BytesIO(skeleton.png(keypoints, 256))) as decoded:
         assert decoded.format == "PNG" and decoded.size == (256, 256)
         assert decoded.convert("RGB").tobytes() == skeleton.draw(keypoints, 256).tobytes()
-    poses = pose_library.poses()
-    started = time.perf_counter()
-    for pose in poses:
-        skeleton.png(pose.keypoints, 256)
-    # a few ms each; a busy test machine gets a wide margin
-    assert (time.perf_counter() - started) / len(poses) < 0.025

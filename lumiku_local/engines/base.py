@@ -94,6 +94,8 @@ class EngineJob:
     variations: list[Variation]
     options: dict[str, Any] = field(default_factory=dict)
     reference: Reference | None = None
+    # the Pose Generator: keypoints (18 x [x, y, visible], 0-1) of each variation's pose_id
+    poses: dict[str, list[list[float]]] = field(default_factory=dict)
 
 
 # an image ready to store: its PNG, thumbnail and names (storage.prepare_png), made where the

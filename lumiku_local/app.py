@@ -18,7 +18,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
 from . import __version__, data_folder, failpoints, generations, migrations, orphans, web
-from .api import admin, avatars, credits, events, health, models, projects, strict_input
+from .api import admin, avatars, credits, events, health, models, poses, projects, strict_input
 from .api import generations as generation_routes
 from .api import settings as settings_routes
 from .api.methods import RouterWithOptions, with_options
@@ -216,6 +216,7 @@ def create_app(settings: Settings) -> Litestar:
         models,
         projects,
         generation_routes,
+        poses,
         avatars,
         events,
         admin,

@@ -34,6 +34,7 @@ from .runtime import Runtime
 
 log = logging.getLogger("lumiku.generations")
 
+APP_ID = "avatar-creator"
 MAX_COUNT = 8
 MAX_PROMPT = 2000
 MAX_SEED = 2**31 - 1
@@ -202,43 +203,86 @@ def submit(
         reference = None
         if copy is not None:
             _, reference = references.resolve(copy, model, options.get("style"))
-        total = model.credit_cost * request.count
-        generation = AvatarGeneration.create(
-            user=runtime.user_id,
-            project=project,
-            model=model,
+        batch = Batch(
+            app_id=APP_ID,
             prompt=prompt,
             name=(request.name or "").strip()[:200],
             options=options,
-            count=request.count,
-            credit_cost=model.credit_cost,
-            retried_from=retried_from,
-            plan=[v.as_json() for v in plan_of(request.count, options["seed"])],
-            reference_file=copy.image_file if copy else None,
-            reference_thumbnail=copy.thumbnail_file if copy else None,
-            reference=reference,
+            plan=plan_of(request.count, options["seed"]),
+            reference=copy,
+            reference_info=reference,
         )
-        balance = credits.debit(
-            runtime.user_id,
-            generation,
-            total,
-            f"{request.count} × {model.name} ({model.credit_cost} each)",
-        )
-        AvatarUsageHistory.create(
-            user=runtime.user_id,
-            project=project,
-            generation=generation,
-            action="generate",
-            details={"modelKey": model.key, "count": request.count, "credits": total},
-        )
-        AvatarProject.update(updated_at=utcnow()).where(AvatarProject.id == project.id).execute()
+        generation, balance = create(runtime, project, model, batch, retried_from)
+    enqueue_new(runtime, generation)
+    return generation, balance
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What a generation makes, as an app describes it; `create` charges and records it."""
+
+    app_id: str
+    prompt: str
+    name: str
+    options: dict[str, Any]
+    plan: list[Variation]
+    reference: references.ReferenceCopy | None = None
+    reference_info: dict[str, Any] | None = None  # references.resolve's JSON
+
+
+def create(
+    runtime: Runtime,
+    project: AvatarProject,
+    model: AIModel,
+    batch: Batch,
+    retried_from: AvatarGeneration | None = None,
+) -> tuple[AvatarGeneration, int]:
+    """Inside the submit's write transaction: insert the generation and debit its cost (402
+    when short: the whole transaction rolls back). Then call enqueue_new after the commit."""
+    count = len(batch.plan)
+    total = model.credit_cost * count
+    copy = batch.reference
+    generation = AvatarGeneration.create(
+        app_id=batch.app_id,
+        user=runtime.user_id,
+        project=project,
+        model=model,
+        prompt=batch.prompt,
+        name=batch.name,
+        options=batch.options,
+        count=count,
+        credit_cost=model.credit_cost,
+        retried_from=retried_from,
+        plan=[variation.as_json() for variation in batch.plan],
+        reference_file=copy.image_file if copy else None,
+        reference_thumbnail=copy.thumbnail_file if copy else None,
+        reference=batch.reference_info if copy else None,
+    )
+    balance = credits.debit(
+        runtime.user_id,
+        generation,
+        total,
+        f"{count} × {model.name} ({model.credit_cost} each)",
+    )
+    AvatarUsageHistory.create(
+        user=runtime.user_id,
+        project=project,
+        generation=generation,
+        action="generate" if batch.app_id == APP_ID else "pose-generate",
+        details={"modelKey": model.key, "count": count, "credits": total},
+    )
+    AvatarProject.update(updated_at=utcnow()).where(AvatarProject.id == project.id).execute()
+    return generation, balance
+
+
+def enqueue_new(runtime: Runtime, generation: AvatarGeneration) -> None:
+    """After the submit has committed: queue it (a lost enqueue is the reconciler's)."""
     failpoints.hit("generation.enqueue")
     try:
         runtime.enqueue(generation.id)
     except Exception:  # charged and committed: the reconciler enqueues it within 30 s
         log.exception("could not enqueue generation %s; the reconciler will", generation.id)
     runtime.publish(generation_event(generation))
-    return generation, balance
 
 
 def retry(runtime: Runtime, generation_id: str) -> tuple[AvatarGeneration, int]:
@@ -246,6 +290,10 @@ def retry(runtime: Runtime, generation_id: str) -> tuple[AvatarGeneration, int]:
     original = get_generation(generation_id)
     if original.status not in TERMINAL_STATUSES:
         raise Conflict("This generation is still running; cancel it first or wait for it.")
+    if original.app_id != APP_ID:  # the Pose Generator describes its own batches
+        from . import pose_generations
+
+        return pose_generations.retry(runtime, original)
     options = original.options or {}
     request = GenerateRequest(
         prompt=original.prompt,
@@ -526,6 +574,7 @@ class _Worker:
                     project=generation.project_id,
                     generation=generation.id,
                     variation_key=variation.key,
+                    pose_id=variation.pose_id,
                     name=_avatar_name(generation, variation),
                     source="generated",
                     prompt=generation.prompt,
@@ -584,6 +633,7 @@ class _Worker:
             variations=self.pending_variations,
             options=options,
             reference=reference,
+            poses=dict(options.get("poseKeypoints") or {}),
         )
         try:
             if self.pending_variations and not self.cancelled():
@@ -745,8 +795,9 @@ def generation_event(generation: AvatarGeneration) -> dict[str, Any]:
     }
 
 
-def counts_by_status() -> dict[str, int]:
-    rows = AvatarGeneration.select(AvatarGeneration.status, fn.COUNT(AvatarGeneration.id)).group_by(
-        AvatarGeneration.status
-    )
-    return dict(tuples(rows))
+def counts_by_status(app_id: str | None = None) -> dict[str, int]:
+    """Generations by status, of one app or of all."""
+    rows = AvatarGeneration.select(AvatarGeneration.status, fn.COUNT(AvatarGeneration.id))
+    if app_id is not None:
+        rows = rows.where(AvatarGeneration.app_id == app_id)
+    return dict(tuples(rows.group_by(AvatarGeneration.status)))

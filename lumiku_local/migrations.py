@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from peewee import CharField, DateTimeField, DoubleField, Model
 
-from . import catalog
+from . import catalog, pose_library
 from .db import database, utcnow, write_transaction
 from .models import (
     ALL_MODELS,
@@ -16,6 +16,7 @@ from .models import (
     FileDeletion,
     ModelDownload,
     PersonaExample,
+    Pose,
     User,
 )
 
@@ -162,6 +163,44 @@ def m010_generation_plan() -> None:
     apply(migrator.add_column("avatar_generation", "plan", JSONField(null=True)))
 
 
+def m011_pose_library() -> None:
+    """The Pose Generator: its pose library (seeded; an admin's changes and imported poses
+    kept), which app made a generation, and the pose of each avatar made in one."""
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as apply
+
+    database.create_tables([Pose])
+    migrator = SchemaMigrator.from_database(database.obj)
+    wanted: dict[str, list[tuple[str, CharField]]] = {
+        "avatar_generation": [("app_id", CharField(default=catalog.APP_ID))],
+        "avatar": [("pose_id", CharField(null=True))],
+    }
+    for table, columns in wanted.items():
+        present = {column.name for column in database.get_columns(table)}
+        apply(
+            *(
+                migrator.add_column(table, name, field)
+                for name, field in columns
+                if name not in present
+            )
+        )
+    seed_poses()
+
+
+def seed_poses() -> None:
+    """Insert library poses that are missing; existing rows (an admin's) stay as they are."""
+    for order, pose in enumerate(pose_library.poses()):
+        Pose.insert(
+            id=pose.id,
+            name=pose.name,
+            category=pose.category,
+            tags=list(pose.tags),
+            keypoints=[list(point) for point in pose.keypoints],
+            source="library",
+            sort_order=order,
+        ).on_conflict_ignore().execute()
+
+
 def refresh_catalog_capabilities() -> None:
     """Insert built-in models that are missing and describe the built-in ones as today's code
     does; the enabled flag, cost and deadline stay the admin's."""
@@ -181,6 +220,7 @@ MIGRATIONS: list[Callable[[], None]] = [
     m008_generation_run_seconds,
     m009_photo_references,
     m010_generation_plan,
+    m011_pose_library,
 ]
 
 

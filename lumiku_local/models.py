@@ -106,6 +106,9 @@ class AvatarGeneration(BaseModel):
         model_id: CharField[str]
         retried_from_id: CharField[str | None]
     id = CharField(primary_key=True, default=new_id)
+    # which app asked: "avatar-creator" (a prompt) or "pose-generator" (an avatar in poses);
+    # both run the same lifecycle, each batch described by its plan
+    app_id = CharField(default="avatar-creator", index=True)
     user = ForeignKeyField(User, backref="generations")
     project = ForeignKeyField(AvatarProject, backref="generations")
     model = ForeignKeyField(AIModel, backref="generations")
@@ -155,6 +158,7 @@ class Avatar(BaseModel):
     project = ForeignKeyField(AvatarProject, backref="avatars", index=True)
     generation = ForeignKeyField(AvatarGeneration, null=True, backref="avatars")
     variation_key = CharField(null=True)
+    pose_id = CharField(null=True)  # the pose it was made in (the Pose Generator)
     name = CharField()
     source = CharField()  # "upload" or "generated"
     prompt = TextField(null=True)
@@ -223,6 +227,20 @@ class ModelDownload(BaseModel):
 
     class Meta:
         table_name = "model_download"
+
+
+class Pose(BaseModel):
+    """A pose of the Pose Generator's library: seeded from pose_library, or imported."""
+
+    id = CharField(primary_key=True)  # a slug: "standing-arms-crossed", "custom-1a2b3c4d"
+    name = CharField()
+    category = CharField(index=True)
+    tags = JSONField(default=list)
+    keypoints = JSONField()  # 18 x [x, y, visible], 0-1 on a square canvas (COCO-18 order)
+    source = CharField(default="library")  # "library" or "import"
+    enabled = BooleanField(default=True)
+    sort_order = IntegerField(default=0)
+    created_at = DateTimeField(default=utcnow)
 
 
 class FileDeletion(BaseModel):

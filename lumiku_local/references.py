@@ -204,13 +204,17 @@ def check_likeness(likeness: float | None) -> None:
         raise InvalidInput("likeness must be between 0 and 1 (0 %–100 %).")
 
 
-def resolve(copy: ReferenceCopy, model: AIModel, style: str | None) -> tuple[str, dict[str, Any]]:
+def resolve(
+    copy: ReferenceCopy, model: AIModel, style: str | None, mode: str | None = None
+) -> tuple[str, dict[str, Any]]:
     """The mode and the JSON a generation stores; 422 when the model (or style) cannot use a
-    photo, naming the ones that can."""
-    mode = mode_for(model, style)
+    photo, naming the ones that can. `mode` "pose": the Pose Generator's source avatar."""
+    mode = mode or mode_for(model, style)
     if mode is None:
         raise InvalidInput(_unsupported_message(model, style), code="reference_unsupported")
-    likeness = copy.likeness if copy.likeness is not None else default_likeness(model, mode)
+    likeness = copy.likeness
+    if likeness is None:
+        likeness = 1.0 if mode == "pose" else default_likeness(model, mode)
     return mode, {
         "avatarId": copy.avatar_id,
         "sha256": sha256_of(copy.image_file),

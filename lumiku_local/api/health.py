@@ -73,9 +73,10 @@ def last_heartbeat(state: State, worker: WorkerHealth) -> dt.datetime | None:
 def workers(state: State) -> dict[str, Any]:
     worker = state.job_queue.health()
     last = last_heartbeat(state, worker)
-    counts = counts_by_status()
-    return {
-        "avatar-generator": {
+
+    def entry(app_id: str) -> dict[str, Any]:
+        counts = counts_by_status(app_id)
+        return {
             "status": "online" if worker.alive else "offline",
             "lastHeartbeat": last.isoformat(timespec="milliseconds").replace("+00:00", "Z")
             if last
@@ -86,7 +87,9 @@ def workers(state: State) -> dict[str, Any]:
             "workersAlive": worker.workers_alive,
             "problems": worker.problems,
         }
-    }
+
+    # one worker runs both apps' batches; each entry counts its own app's
+    return {"avatar-generator": entry("avatar-creator"), "pose-generator": entry("pose-generator")}
 
 
 @get("/api/apps/avatar-creator/health/models", tags=["health"], responses={503: NO_MODEL})

@@ -30,6 +30,7 @@ def avatar(row: Avatar | dict[str, Any]) -> dict[str, Any]:
         "source": data["source"],
         "generationId": data.get("generation"),
         "variationKey": data.get("variation_key"),
+        "poseId": data.get("pose_id"),
         "prompt": data.get("prompt"),
         "seed": data.get("seed"),
         "modelKey": data.get("model_key"),
@@ -102,8 +103,9 @@ def _generation(
         **generations.generation_event(row),
         "prompt": row.prompt,
         "name": row.name,
+        "appId": row.app_id,
         "modelKey": row.model_id,
-        "options": row.options,
+        "options": _public_options(row.options),
         "creditCost": row.credit_cost,
         "creditCharged": row.credit_cost * row.count,
         "creditRefunded": refunded,
@@ -119,6 +121,24 @@ def _generation(
     if avatars is not None:
         shape["avatars"] = avatars
     return shape
+
+
+def _public_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    """A generation's options as the API shows them (the poses' keypoints are the pose
+    library's to show)."""
+    return {key: value for key, value in (options or {}).items() if key != "poseKeypoints"}
+
+
+def pose(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "category": row.category,
+        "tags": list(row.tags or []),
+        "keypoints": row.keypoints,
+        "source": row.source,
+        "skeletonUrl": f"/api/apps/pose-generator/poses/{row.id}/skeleton.png",
+    }
 
 
 def reference(row: AvatarGeneration, kept: bool) -> dict[str, Any] | None:

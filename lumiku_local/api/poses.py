@@ -1,0 +1,152 @@
+"""The Pose Generator's API: the pose library, pose imports, and pose generations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import msgspec
+from litestar import get, post
+from litestar.datastructures import State, UploadFile
+from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
+from litestar.response import Response
+
+from .. import generations, pose_generations, poses, skeleton
+from . import blocking, in_thread, shapes
+from .answers import change_errors, errors
+from .strict_input import Body
+
+API = "/api/apps/pose-generator"
+SmallInt = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
+
+
+class PoseGenerateBody(Body, rename="camel"):
+    avatar_id: Annotated[str, msgspec.Meta(max_length=64, description="The avatar to pose.")]
+    mode: Annotated[
+        str, msgspec.Meta(description="gallery: poses from the library; text: a pose in words.")
+    ] = "gallery"
+    pose_ids: list[Annotated[str, msgspec.Meta(max_length=80)]] | None = None
+    pose_prompt: str | None = None
+    variations: SmallInt = 1
+    model_key: str | None = None
+    seed: SmallInt | None = None
+
+
+@dataclass
+class PoseImportForm:
+    file: UploadFile
+    name: str | None = None
+    category: str | None = None
+
+
+@get(f"{API}/poses", tags=["poses"], responses=errors(422))
+@blocking
+def list_poses(
+    category: FromQuery[str | None] = None, q: FromQuery[str | None] = None
+) -> dict[str, Any]:
+    """The pose library (and imported poses), by category and words in name or tags."""
+    return {"poses": [shapes.pose(row) for row in pose_generations.library(category, q)]}
+
+
+@get(f"{API}/poses/{{pose_id:str}}/skeleton.png", tags=["poses"], responses=errors(404, 422))
+@blocking
+def pose_skeleton(pose_id: FromPath[str], size: FromQuery[int] = 256) -> Response[bytes]:
+    """The pose's OpenPose skeleton (the picture OpenPose ControlNets follow), size x size."""
+    pose = pose_generations.get_pose(pose_id)
+    png = skeleton.png([tuple(point) for point in pose.keypoints], size)
+    return Response(
+        png,
+        media_type="image/png",
+        headers={"Cache-Control": "private, max-age=3600"},
+    )
+
+
+@post(
+    f"{API}/poses/import",
+    tags=["poses"],
+    status_code=201,
+    responses=change_errors(413, 422),
+)
+async def import_pose(state: State, data: MultipartBody[PoseImportForm]) -> dict[str, Any]:
+    """A custom pose from an OpenPose JSON file (people[0].pose_keypoints_2d)."""
+    content = await data.file.read(poses.MAX_IMPORT_BYTES + 1)
+    pose = await in_thread(
+        poses.import_pose, content, data.name or data.file.filename, data.category
+    )
+    return {"pose": shapes.pose(pose)}
+
+
+@post(
+    f"{API}/generate",
+    tags=["pose generations"],
+    status_code=202,
+    responses=change_errors(402, 404, 409, 422),
+)
+@blocking
+def generate(state: State, data: JSONBody[PoseGenerateBody]) -> dict[str, Any]:
+    """Charge credits and queue the avatar in poses; progress arrives on /api/events."""
+    request = pose_generations.PoseRequest(
+        avatar_id=data.avatar_id,
+        mode=data.mode,
+        pose_ids=tuple(data.pose_ids or ()),
+        pose_prompt=data.pose_prompt,
+        variations=data.variations,
+        model_key=data.model_key,
+        seed=data.seed,
+    )
+    generation, balance = pose_generations.submit(state.runtime, request)
+    return {
+        "message": "Pose generation started",
+        "generation": shapes.generation(generation, with_avatars=False),
+        "creditUsed": generation.credit_cost * generation.count,
+        "creditBalance": balance,
+    }
+
+
+@get(f"{API}/generations/{{generation_id:str}}", tags=["pose generations"], responses=errors(404))
+@blocking
+def get_pose_generation(generation_id: FromPath[str]) -> dict[str, Any]:
+    return {"generation": shapes.generation(pose_generations.get_generation(generation_id))}
+
+
+@post(
+    f"{API}/generations/{{generation_id:str}}/cancel",
+    tags=["pose generations"],
+    status_code=200,
+    responses=change_errors(404, 409),
+)
+@blocking
+def cancel_pose_generation(state: State, generation_id: FromPath[str]) -> dict[str, Any]:
+    """Stop it; the variations not delivered are refunded."""
+    pose_generations.get_generation(generation_id)
+    return {"generation": shapes.generation(generations.cancel(state.runtime, generation_id))}
+
+
+@post(
+    f"{API}/generations/{{generation_id:str}}/retry",
+    tags=["pose generations"],
+    status_code=202,
+    responses=change_errors(402, 404, 409),
+)
+@blocking
+def retry_pose_generation(state: State, generation_id: FromPath[str]) -> dict[str, Any]:
+    """A new pose generation with the same avatar and poses, and new seeds."""
+    original = pose_generations.get_generation(generation_id)
+    generation, balance = pose_generations.retry(state.runtime, original)
+    return {
+        "message": "Pose generation started",
+        "generation": shapes.generation(generation, with_avatars=False),
+        "creditUsed": generation.credit_cost * generation.count,
+        "creditBalance": balance,
+    }
+
+
+routes = [
+    list_poses,
+    pose_skeleton,
+    import_pose,
+    generate,
+    get_pose_generation,
+    cancel_pose_generation,
+    retry_pose_generation,
+]

@@ -146,6 +146,34 @@ def test_a_gallery_batch_makes_each_pose_times_each_variation(client):
     assert client.balance() == 1000 - 7 and ledger_problems() == []
 
 
+def test_a_pose_generation_exports_as_a_zip_with_a_manifest(client):
+    import io
+    import zipfile
+
+    avatar = source_avatar(client)
+    ids = library_ids(client, 2)
+    body = pose_generate(client, avatarId=avatar["id"], poseIds=ids, variations=2)
+    done = wait_pose_generation(client, body["generation"]["id"])
+    response = client.get(f"{POSES}/generations/{done['id']}/export")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/zip"
+    assert "attachment" in response.headers["content-disposition"]
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        entries = manifest["files"]
+        assert sorted(e["variationKey"] for e in entries) == sorted(
+            a["variationKey"] for a in done["avatars"]
+        )
+        by_id = {a["id"]: a for a in done["avatars"]}
+        for entry in entries:
+            assert entry["poseId"] == by_id[entry["avatarId"]]["poseId"]
+            assert (
+                archive.read(entry["name"])
+                == client.get(by_id[entry["avatarId"]]["imageUrl"]).content
+            )
+    assert client.get(f"{POSES}/generations/nope/export").status_code == 404
+
+
 def test_a_text_batch_uses_the_pose_its_words_match_and_says_which(client):
     avatar = source_avatar(client)
     body = pose_generate(

@@ -9,9 +9,10 @@ import msgspec
 from litestar import get, post
 from litestar.datastructures import State, UploadFile
 from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
-from litestar.response import Response
+from litestar.response import Response, Stream
 
-from .. import generations, pose_generations, poses, skeleton
+from .. import exports, generations, pose_generations, poses, skeleton
+from ..models import Avatar
 from . import blocking, in_thread, shapes
 from .answers import change_errors, errors
 from .strict_input import Body
@@ -141,6 +142,26 @@ def retry_pose_generation(state: State, generation_id: FromPath[str]) -> dict[st
     }
 
 
+@get(
+    f"{API}/generations/{{generation_id:str}}/export",
+    tags=["pose generations"],
+    responses=errors(404),
+    media_type="application/zip",
+)
+@blocking
+def export_pose_generation(state: State, generation_id: FromPath[str]) -> Stream:
+    """Its images as one zip, streamed: every PNG (with its parameters) and a manifest.json
+    (pose, variation key, seed, model, prompt)."""
+    generation = pose_generations.get_generation(generation_id)
+    rows = (
+        Avatar.select()
+        .where((Avatar.generation == generation.id) & Avatar.deleted_at.is_null())
+        .order_by(Avatar.created_at)
+    )
+    export = exports.plan(state.runtime.settings.files_dir, list(rows))
+    return exports.response(export, f"poses-{generation.id[:8]}.zip")
+
+
 routes = [
     list_poses,
     pose_skeleton,
@@ -149,4 +170,5 @@ routes = [
     get_pose_generation,
     cancel_pose_generation,
     retry_pose_generation,
+    export_pose_generation,
 ]

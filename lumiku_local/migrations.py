@@ -184,6 +184,9 @@ def m011_pose_library() -> None:
                 if name not in present
             )
         )
+    database.execute_sql(
+        "CREATE INDEX IF NOT EXISTS avatar_generation_app_id ON avatar_generation (app_id)"
+    )
     seed_poses()
 
 

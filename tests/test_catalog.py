@@ -93,7 +93,7 @@ def test_empty_catalog_is_restored_at_start(app_client):
     assert len(restarted.get(f"{API}/models").json()["models"]) == len(catalog.ai_models())
 
 
-def test_m009_and_m010_upgrade_a_database_made_before_references_and_plans(client):
+def test_m009_to_m011_upgrade_a_database_made_before_references_plans_and_poses(client):
     """A database from before photo references gets its columns and new models; an admin's
     cost stays, and generations made before keep working."""
     from lumiku_local.db import database
@@ -103,22 +103,33 @@ def test_m009_and_m010_upgrade_a_database_made_before_references_and_plans(clien
     before = client.wait_generation(client.generate(project, count=1)["generation"]["id"])
     AIModel.update(credit_cost=5).where(AIModel.key == catalog.INSTANT_MODEL_KEY).execute()
     database.execute_sql("DROP INDEX avatar_generation_reference_file")
+    database.execute_sql("DROP INDEX avatar_generation_app_id")
     for table, column in (
         ("avatar", "face_box"),
         ("avatar_generation", "reference_file"),
         ("avatar_generation", "reference_thumbnail"),
         ("avatar_generation", "reference"),
         ("avatar_generation", "plan"),
+        ("avatar_generation", "app_id"),
+        ("avatar", "pose_id"),
     ):
         database.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
+    database.execute_sql("DROP TABLE pose")
     AIModel.delete().where(AIModel.provider == "diffusers").execute()
-    migrations.Migration.delete().where(
-        migrations.Migration.name.in_(["m009_photo_references", "m010_generation_plan"])
-    ).execute()
-    assert migrations.migrate() == ["m009_photo_references", "m010_generation_plan"]
+    newer = ["m009_photo_references", "m010_generation_plan", "m011_pose_library"]
+    migrations.Migration.delete().where(migrations.Migration.name.in_(newer)).execute()
+    assert migrations.migrate() == newer
     columns = {c.name for c in database.get_columns("avatar_generation")}
     assert {"reference_file", "reference_thumbnail", "reference", "plan"} <= columns
-    assert "face_box" in {c.name for c in database.get_columns("avatar")}
+    assert {"face_box", "pose_id"} <= {c.name for c in database.get_columns("avatar")}
+    assert "app_id" in columns
+    indexes = {index.name for index in database.get_indexes("avatar_generation")}
+    assert {"avatar_generation_app_id", "avatar_generation_reference_file"} <= indexes
+    assert AvatarGeneration.get_by_id(before["id"]).app_id == "avatar-creator"
+    from lumiku_local import pose_library
+    from lumiku_local.models import Pose
+
+    assert Pose.select().count() == len(pose_library.poses())
     assert AIModel.select().count() == len(catalog.ai_models())
     assert AIModel.get_by_id(catalog.INSTANT_MODEL_KEY).credit_cost == 5
     assert AvatarGeneration.get_by_id(before["id"]).reference is None

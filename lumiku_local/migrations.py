@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from peewee import CharField, DateTimeField, DoubleField, Model
+from peewee import CharField, DateTimeField, Model
 
 from . import catalog, pose_library
 from .db import database, utcnow, write_transaction
@@ -109,13 +109,14 @@ def m007_file_deletions() -> None:
 
 def m008_generation_run_seconds() -> None:
     """Deadlines count running time (clock jumps cannot fail or stall a job): a column for it."""
-    from playhouse.migrate import SchemaMigrator
-    from playhouse.migrate import migrate as apply
 
     if "run_seconds" in {column.name for column in database.get_columns("avatar_generation")}:
         return  # a database whose m001 already made today's tables
-    migrator = SchemaMigrator.from_database(database.obj)
-    apply(migrator.add_column("avatar_generation", "run_seconds", DoubleField(default=0.0)))
+    # in one statement: peewee's add_column of a NOT NULL column rebuilds the table on SQLite,
+    # and dropping the old one is refused while avatars and ledger entries point at it
+    database.execute_sql(
+        "ALTER TABLE avatar_generation ADD COLUMN run_seconds REAL NOT NULL DEFAULT 0.0"
+    )
 
 
 def m009_photo_references() -> None:
@@ -171,19 +172,15 @@ def m011_pose_library() -> None:
 
     database.create_tables([Pose])
     migrator = SchemaMigrator.from_database(database.obj)
-    wanted: dict[str, list[tuple[str, CharField]]] = {
-        "avatar_generation": [("app_id", CharField(default=catalog.APP_ID))],
-        "avatar": [("pose_id", CharField(null=True))],
-    }
-    for table, columns in wanted.items():
-        present = {column.name for column in database.get_columns(table)}
-        apply(
-            *(
-                migrator.add_column(table, name, field)
-                for name, field in columns
-                if name not in present
-            )
+    if "app_id" not in {column.name for column in database.get_columns("avatar_generation")}:
+        # in one statement: peewee's add_column of a NOT NULL column rebuilds the table on
+        # SQLite, which the avatars' foreign keys refuse
+        database.execute_sql(
+            "ALTER TABLE avatar_generation ADD COLUMN app_id VARCHAR(255) NOT NULL "
+            f"DEFAULT '{catalog.APP_ID}'"
         )
+    if "pose_id" not in {column.name for column in database.get_columns("avatar")}:
+        apply(migrator.add_column("avatar", "pose_id", CharField(null=True)))
     database.execute_sql(
         "CREATE INDEX IF NOT EXISTS avatar_generation_app_id ON avatar_generation (app_id)"
     )

@@ -136,3 +136,19 @@ def test_m009_to_m011_upgrade_a_database_made_before_references_plans_and_poses(
     assert Avatar.select().where(Avatar.generation == before["id"]).count() == 1
     assert client.generation(before["id"])["reference"] is None
     assert AvatarGeneration.get_by_id(before["id"]).plan is None  # an older row: derived
+
+
+def test_m008_upgrades_a_database_with_generations_in_it(client):
+    """Adding a NOT NULL column must not rebuild a table other rows point at."""
+    from lumiku_local.db import database
+    from lumiku_local.models import AvatarGeneration
+
+    project = client.project()
+    before = client.wait_generation(client.generate(project, count=2)["generation"]["id"])
+    database.execute_sql("ALTER TABLE avatar_generation DROP COLUMN run_seconds")
+    migrations.Migration.delete().where(
+        migrations.Migration.name == "m008_generation_run_seconds"
+    ).execute()
+    assert migrations.migrate() == ["m008_generation_run_seconds"]
+    assert AvatarGeneration.get_by_id(before["id"]).run_seconds == 0.0
+    assert len(client.generation(before["id"])["avatars"]) == 2

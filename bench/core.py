@@ -1007,6 +1007,72 @@ def measure_throughput(plan: Plan, work: Path, report: Report) -> None:
     ]
 
 
+# ------------------------------------------------------------------ 10: the Pose Generator
+
+
+def measure_poses(plan: Plan, work: Path, report: Report) -> None:
+    """An Instant pose batch of 3 poses x 4 variations, POST to completed event, next to an
+    Avatar Creator batch of the same 12 images as the baseline; then the export of four pose
+    generations of 12 poses x 4 variations (192 images, about the issue's 200)."""
+    home = Path(tempfile.mkdtemp(prefix="home-", dir=work))
+    poses_api = "/api/apps/pose-generator"
+    with serve("lumiku", home, work) as server, EventStream(server.port) as events:
+        api = Api(server.port)
+        project_id = api.create_project("poses")
+        source = api.generate(project_id, count=1)
+        events.wait(source)
+        avatar_id = api.generation(source)["avatars"][0]["id"]
+        pose_ids = [p["id"] for p in api.call("GET", f"{poses_api}/poses")["poses"][:12]]
+
+        def pose_batch(poses: list[str], variations: int) -> str:
+            body = {"avatarId": avatar_id, "poseIds": poses, "variations": variations}
+            return api.call("POST", f"{poses_api}/generate", body, expect=202)["generation"]["id"]
+
+        progress("warm-up pose batch (cuts the head, loads the render process)")
+        events.wait(pose_batch(pose_ids[:3], 4))
+        events.wait(api.generate(project_id, count=8))
+        poses_walls, avatar_walls = [], []
+        for _ in range(plan.batches):
+            start = time.perf_counter()
+            poses_walls.append(events.wait(pose_batch(pose_ids[:3], 4)) - start)
+            start = time.perf_counter()
+            first = api.generate(project_id, count=8)
+            second = api.generate(project_id, count=4)
+            avatar_walls.append(max(events.wait(first), events.wait(second)) - start)
+        progress("a pose generation of 48 images, four times: 192 images to export")
+        export_ids = [pose_batch(pose_ids, 4) for _ in range(4)]
+        for generation_id in export_ids:
+            events.wait(generation_id, timeout=300)
+        export_times, export_bytes = [], 0
+        rss_before = server.rss_bytes()
+        for generation_id in export_ids:
+            start = time.perf_counter()
+            status, data, _ = api.raw("GET", f"{poses_api}/generations/{generation_id}/export")
+            export_times.append(time.perf_counter() - start)
+            if status != 200:
+                raise BenchError(f"export answered {status}")
+            export_bytes += len(data)
+        rss_growth = (server.rss_bytes() - rss_before) / 1024 / 1024
+        api.close()
+    ratio = median(poses_walls) / median(avatar_walls)
+    rows = report.section(
+        f"10. Pose Generator, Instant, 3 poses x 4 variations (median of {plan.batches})"
+    )
+    rows += [
+        Row("pose batch of 12, POST to completed event", ms(median(poses_walls))),
+        Row("  baseline: Avatar Creator, 12 images (8 + 4)", ms(median(avatar_walls))),
+        Row("ratio poses / avatars", f"{ratio:.2f}x", "<= 1.5x", ratio <= 1.5),
+        Row("export, 4 pose generations of 48 (192 images)", ms(sum(export_times))),
+        Row("  zip bytes sent", f"{export_bytes / 1024 / 1024:.1f} MB"),
+        Row(
+            "  server RSS growth over the exports",
+            f"{rss_growth:.1f} MB",
+            "<= 50 MB",
+            rss_growth <= 50,
+        ),
+    ]
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -1017,6 +1083,7 @@ STEPS: dict[str, Callable[[Plan, Path, Report], None]] = {
     "load": measure_load,
     "picker": measure_style_picker,
     "throughput": measure_throughput,
+    "poses": measure_poses,
 }
 
 

@@ -68,7 +68,20 @@ def ledger_problems() -> list[str]:
             .group_by(Avatar.generation)
         )
     )
+    keys: dict[str, set[str]] = {}
+    for generation_id, key in tuples(
+        Avatar.select(Avatar.generation, Avatar.variation_key).where(
+            Avatar.generation.is_null(False)
+        )
+    ):
+        keys.setdefault(generation_id, set()).add(key)
     for gen in AvatarGeneration.select():
+        if gen.plan:  # every image is one its plan asked for (both apps describe a plan)
+            planned = {str(item["key"]) for item in gen.plan}
+            if len(gen.plan) != gen.count:
+                problems.append(f"generation {gen.id}: plan of {len(gen.plan)} for {gen.count}")
+            if stray := sorted(keys.get(gen.id, set()) - planned):
+                problems.append(f"generation {gen.id}: images not in its plan: {stray}")
         charged = gen.credit_cost * gen.count
         if -sums.get((gen.id, "debit"), 0) != charged:
             problems.append(

@@ -297,6 +297,17 @@ def source_avatar_with(client, engine: HeldEngine) -> dict:
     return client.wait_generation(generation["id"])["avatars"][0]
 
 
+def test_doctor_finds_an_image_its_plan_never_asked_for(client):
+    from lumiku_local.models import Avatar
+
+    avatar = source_avatar(client)
+    body = pose_generate(client, avatarId=avatar["id"], poseIds=library_ids(client, 1))
+    done = wait_pose_generation(client, body["generation"]["id"])
+    assert ledger_problems() == []
+    Avatar.update(variation_key="v7").where(Avatar.id == done["avatars"][0]["id"]).execute()
+    assert any("not in its plan" in problem for problem in ledger_problems())
+
+
 def test_health_reports_the_pose_generator(client):
     workers = client.get("/api/health/workers").json()
     assert workers["pose-generator"]["status"] == "online"

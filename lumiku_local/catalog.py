@@ -51,7 +51,7 @@ def ai_models() -> list[dict]:
         "loraWeightName": "lora.safetensors",
         "sizeBytes": 34_000_000_000,
     }
-    return [
+    models = [
         {
             "key": INSTANT_MODEL_KEY,
             "name": "Instant (DiceBear)",
@@ -251,6 +251,66 @@ def ai_models() -> list[dict]:
                 # SDXL Turbo 6.9 GB (fp16, shared with its own entry) + adapter 0.85 + encoder 2.5
                 "sizeBytes": 10_300_000_000,
                 "vramGb": 12,
+            },
+        },
+    ]
+    return models + pose_models({row["key"]: row["capabilities"] for row in models})
+
+
+def pose_models(face: dict[str, dict]) -> list[dict]:
+    """The face models with an OpenPose ControlNet (the Pose Generator's diffusion models): the
+    same base, LoRA and IP-Adapter files (shared in the cache), the ControlNet in the same
+    download. Sizes are estimates from the Hub's file listings (sizeEstimated)."""
+    sd15 = face["avatar-creator:sd15-lcm-face"]
+    sdxl = face["avatar-creator:sdxl-turbo-face"]
+    return [
+        {
+            "key": "avatar-creator:sd15-lcm-face-pose",
+            "name": "In poses: SD 1.5 LCM + IP-Adapter + OpenPose",
+            "description": "Puts an avatar in the poses you choose, keeping its face: the SD 1.5 "
+            "face model with the OpenPose ControlNet v1.1 (lllyasviel). Runs on a laptop GPU, "
+            "slowly without one.",
+            "provider": "diffusers",
+            "tier": "free",
+            "credit_cost": 4,
+            "deadline_seconds": 1200.0,
+            "sort_order": 20,
+            "capabilities": {
+                **sd15,
+                "controlNet": {
+                    "repo": "lllyasviel/control_v11p_sd15_openpose",
+                    "variant": "fp16",
+                    "licence": "OpenRAIL",
+                },
+                # the SD 1.5 face model's 5.5 GB + the ControlNet's fp16 safetensors, 0.72 GB
+                "sizeBytes": 6_200_000_000,
+                "sizeEstimated": True,
+                "vramGb": 7,
+            },
+        },
+        {
+            "key": "avatar-creator:sdxl-turbo-face-pose",
+            "name": "In poses: SDXL Turbo + IP-Adapter + OpenPose",
+            "description": "Puts an avatar in the poses you choose, keeping its face: the SDXL "
+            "Turbo face model with xinsir's OpenPose ControlNet for SDXL; sharper, needs a GPU "
+            "of 16 GB or more.",
+            "provider": "diffusers",
+            "tier": "basic",
+            "credit_cost": 6,
+            "deadline_seconds": 1200.0,
+            "sort_order": 21,
+            "capabilities": {
+                **sdxl,
+                "controlNet": {
+                    "repo": "xinsir/controlnet-openpose-sdxl-1.0",
+                    # the repo holds a second ("twins") checkpoint beside this one
+                    "weightName": "diffusion_pytorch_model.safetensors",
+                    "licence": "Apache-2.0",
+                },
+                # the SDXL face model's 10.3 GB + the ControlNet, about 2.5 GB
+                "sizeBytes": 12_800_000_000,
+                "sizeEstimated": True,
+                "vramGb": 16,
             },
         },
     ]

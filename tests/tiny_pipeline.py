@@ -39,7 +39,10 @@ is an IP-Adapter *plus* repo laid out like h94/IP-Adapter (``models/<weight>.saf
 ``models/image_encoder/``, a tiny ``CLIPVisionModelWithProjection``) that diffusers'
 ``load_ip_adapter`` loads into the tiny pipeline; ``lora_files`` a LoRA repo
 (``pytorch_lora_weights.safetensors``, as latent-consistency/lcm-lora-sdv1-5), loaded by
-``load_lora_weights`` (needs peft).
+``load_lora_weights`` (needs peft); ``controlnet_files`` an OpenPose ControlNet repo laid out
+like lllyasviel/control_v11p_sd15_openpose (``config.json`` and
+``diffusion_pytorch_model.safetensors``): ``ControlNetModel.from_unet`` on the tiny UNet, with
+weights drawn so that the control image changes the pixels (``build_controlnet``).
 
 Running a pipeline under ``-W error`` needs one filter: torch's ``Tensor.__array__`` takes no
 ``copy`` argument, so numpy 2 warns (``DeprecationWarning: __array__ implementation doesn't accept
@@ -76,9 +79,12 @@ __all__ = [
     "NUMPY_COPY_WARNING",
     "SIZES",
     "add_to_catalog",
+    "CONTROLNET_WEIGHT",
+    "build_controlnet",
     "build_image_encoder",
     "build_pipeline",
     "commit_sha",
+    "controlnet_files",
     "file_etag",
     "force_hub_offline",
     "ip_adapter_files",
@@ -619,3 +625,52 @@ def lora_files(size: str = "tiny", seed: int = 0) -> dict[str, bytes]:
     """A LoRA repo for ``build_pipeline(size)`` (as latent-consistency/lcm-lora-sdv1-5 is laid
     out: ``pytorch_lora_weights.safetensors`` at the root), with random non-zero weights."""
     return dict(_lora_files(size, seed))
+
+
+CONTROLNET_WEIGHT = "diffusion_pytorch_model.safetensors"
+
+
+def build_controlnet(size: str = "tiny", seed: int = 0):
+    """A ``ControlNetModel`` for ``build_pipeline(size)``: ``from_unet`` on its UNet, with a
+    conditioning embedding of three downsamplings (the tiny VAE's scale factor 8). Its weights
+    are made to follow the control image: the embedding's convolutions drawn anew at std 0.3
+    (at their default scale a thin skeleton moves the output by a hundredth of a level) and
+    the zero convolutions (each block's output, the middle block's) at std 0.02 (more drowns
+    the face adapter's effect), biases zero; a trained ControlNet's are not zero either."""
+    import torch
+    from diffusers import ControlNetModel
+
+    controlnet = ControlNetModel.from_unet(
+        build_pipeline(size).unet, conditioning_embedding_out_channels=(8, 8, 16, 16)
+    )
+    embedding = [
+        module
+        for module in controlnet.controlnet_cond_embedding.modules()
+        if isinstance(module, torch.nn.Conv2d)
+    ]
+    outputs = [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)
+        for layers, std in ((embedding, 0.3), (outputs, 0.02)):
+            for layer in layers:
+                layer.weight.normal_(std=std)
+                layer.bias.zero_()
+    return controlnet.eval()
+
+
+@functools.cache
+def _controlnet_files(size: str, seed: int) -> tuple[tuple[str, bytes], ...]:
+    with tempfile.TemporaryDirectory(prefix="tiny-controlnet-") as tmp:
+        build_controlnet(size, seed).save_pretrained(tmp, safe_serialization=True)
+        return tuple(
+            (path.relative_to(tmp).as_posix(), path.read_bytes())
+            for path in sorted(Path(tmp).rglob("*"))
+            if path.is_file()
+        )
+
+
+def controlnet_files(size: str = "tiny", seed: int = 0) -> dict[str, bytes]:
+    """A ControlNet repo for ``build_pipeline(size)`` (``config.json`` and
+    ``diffusion_pytorch_model.safetensors`` at the root, as lllyasviel's are), as
+    ``{path: bytes}`` (built once per process)."""
+    return dict(_controlnet_files(size, seed))

@@ -12,11 +12,12 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import failpoints, storage
+from .. import failpoints, skeleton, storage
 from ..config import Settings
 from ..png_parameters import png_with_parameters
 from . import reference_image
@@ -28,6 +29,7 @@ from .base import (
     PermanentEngineError,
     Reference,
     TransientEngineError,
+    Variation,
 )
 
 log = logging.getLogger("lumiku.engines.diffusers")
@@ -120,13 +122,44 @@ class _OutOfMemory(Exception):
 
 
 class _LoadedPipeline:
-    def __init__(self, key: tuple[str, ...], pipeline: Any, choice: DeviceChoice) -> None:
+    def __init__(
+        self, key: tuple[str, ...], pipeline: Any, choice: DeviceChoice, repos: list[str]
+    ) -> None:
         self.key = key
         self.pipeline = pipeline
         self.choice = choice
+        self.repos = set(repos)  # what it reads from: release() before deleting files
         self.offloaded = bool(getattr(pipeline, "_lumiku_offloaded", False))
         self.loads = 1
         self._img2img: Any = None
+        # the ControlNet pipeline on the same components, and which ControlNet it has
+        self._controlnet: tuple[tuple[str, ...], Any] | None = None
+
+    def controlnet(self, key: tuple[str, ...], load: Callable[[], Any]) -> Any:
+        """The ControlNet pipeline on this pipeline's components, with the ControlNet `load`
+        reads: made once (another ControlNet replaces it), the base model never read again."""
+        if self._controlnet is not None and self._controlnet[0] == key:
+            return self._controlnet[1]
+        from diffusers import AutoPipelineForText2Image
+
+        self._controlnet = None
+        controlnet = load()
+        try:
+            # AutoPipeline's from_pipe keeps the components' dtype (DiffusionPipeline.from_pipe
+            # would cast the shared UNet to float32); the UNet's IP-Adapter comes along
+            pipeline = AutoPipelineForText2Image.from_pipe(self.pipeline, controlnet=controlnet)
+        except ValueError as exc:  # no ControlNet form of this pipeline class
+            raise PermanentEngineError(
+                f"This model cannot follow a pose ({type(self.pipeline).__name__})."
+            ) from exc
+        pipeline.set_progress_bar_config(disable=True)
+        if self.offloaded:
+            pipeline.enable_model_cpu_offload(device=self.choice.device)
+        else:
+            controlnet.to(self.choice.device)
+        self.repos.add(key[0])
+        self._controlnet = (key, pipeline)
+        return pipeline
 
     def img2img(self) -> Any:
         """The image-to-image pipeline on the same components: made once, never loaded."""
@@ -152,6 +185,7 @@ class _Call:
     denoising_steps: int  # what runs (img2img runs int(steps * strength))
     arguments: dict[str, Any] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)
+    posed: bool = False  # each image follows its variation's pose (the PNG names it)
 
 
 class DiffusersEngine:
@@ -171,6 +205,7 @@ class DiffusersEngine:
         self._install_epoch = 0  # bumped by forget_install_state: checks begun before are stale
         self.load_count = 0  # how many times a pipeline was read from disk (tests, bench)
         self.image_encoder_runs = 0  # face embeddings computed, not reused (tests, bench)
+        self.controlnet_loads = 0  # ControlNets read from disk (tests, bench)
         self._face_embeds: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 
     @property
@@ -189,6 +224,7 @@ class DiffusersEngine:
             capabilities.get("loraRepo") or "",
             capabilities.get("loraWeightName") or "",
             *_ip_adapter_key(capabilities),
+            *_controlnet_key(capabilities),
         )
         with self._install_lock:
             checked_at, cached = self._installed.get(key, (0.0, False))
@@ -216,7 +252,7 @@ class DiffusersEngine:
             for patterns in candidates
         ):
             return False
-        # the add-ons (LoRA, IP-Adapter and its image encoder): all of them or not installed
+        # the add-ons (LoRA, IP-Adapter and its image encoder, ControlNet): all or not installed
         return all(
             hub_download.is_cached(repo, cache_dir=self.cache_dir, allow_patterns=patterns)
             for repo, patterns in model_files(capabilities)[1:]
@@ -265,7 +301,9 @@ class DiffusersEngine:
         if loaded is not None and loaded.key == key:
             return loaded
         self.unload()  # a different model replaces the warm one
-        self._loaded = _LoadedPipeline(key, self._load(capabilities, choice), choice)
+        pipeline = self._load(capabilities, choice)
+        repos = [repo for repo, _ in model_files({**capabilities, "controlNet": None})]
+        self._loaded = _LoadedPipeline(key, pipeline, choice, repos)
         return self._loaded
 
     def _load(self, capabilities: dict[str, Any], choice: DeviceChoice) -> Any:
@@ -376,7 +414,7 @@ class DiffusersEngine:
         """Unload the warm pipeline if it uses one of `repos` (before deleting their files);
         False when it is generating right now."""
         loaded = self._loaded
-        if loaded is None or not {loaded.key[0], loaded.key[2], loaded.key[3]} & set(repos):
+        if loaded is None or not loaded.repos & set(repos):
             return True
         if not self._lock.acquire(blocking=False):
             return False
@@ -436,6 +474,8 @@ class DiffusersEngine:
                 "lumiku_variation": variation.key,
                 **call.parameters,
             }
+            if call.posed:
+                parameters["lumiku_pose_id"] = variation.pose_id
             on_image(variation, storage.prepare_png(png_with_parameters(image, parameters), image))
 
     def _plan(self, loaded: _LoadedPipeline, job: EngineJob, steps: int, guidance: float) -> _Call:
@@ -443,6 +483,12 @@ class DiffusersEngine:
         keeping its face (IP-Adapter)."""
         reference = job.reference
         parameters = dict(reference.parameters()) if reference is not None else {}
+        if any(variation.pose_id for variation in job.variations):
+            if job.options.get("mode") == "text":
+                # the pose is in the prompt's words: the base pipeline draws it
+                parameters["lumiku_pose_prompt"] = job.options.get("posePrompt") or ""
+            else:
+                return self._posed(loaded, job, steps, guidance, parameters)
         if job.capabilities.get("ipAdapter"):
             scale = reference.likeness if reference is not None else 0.0
             # the adapter is part of this pipeline: without a photo it runs at scale 0 on
@@ -466,6 +512,72 @@ class DiffusersEngine:
                 parameters,
             )
         return _Call(loaded.pipeline, steps, steps, {}, parameters)
+
+    def _posed(
+        self,
+        loaded: _LoadedPipeline,
+        job: EngineJob,
+        steps: int,
+        guidance: float,
+        parameters: dict[str, Any],
+    ) -> _Call:
+        """Each variation in its pose: the ControlNet pipeline on the warm components, `image=`
+        one skeleton per variation, the face of the source avatar through the IP-Adapter."""
+        caps = job.capabilities
+        control = caps.get("controlNet")
+        if not control:
+            raise PermanentEngineError(
+                "This model has no OpenPose ControlNet: it cannot follow a pose. Use the "
+                "Instant model or a model with a ControlNet."
+            )
+        pipeline = loaded.controlnet(
+            _controlnet_key(caps), lambda: self._load_controlnet(control, loaded.choice)
+        )
+        arguments: dict[str, Any] = {
+            "image": control_images(job.variations, job.poses, job.width, job.height)
+        }
+        if caps.get("ipAdapter"):
+            reference = job.reference
+            scale = reference.likeness if reference is not None else 0.0
+            loaded.pipeline.set_ip_adapter_scale(scale)  # the UNet both pipelines share
+            arguments["ip_adapter_image_embeds"] = self._face_embeddings(
+                loaded, job.model_key, reference, guidance > 1.0
+            )
+            parameters["lumiku_ip_adapter_scale"] = f"{scale:.2f}"
+        parameters["lumiku_control_model"] = _controlnet_name(control)
+        return _Call(pipeline, steps, steps, arguments, parameters, posed=True)
+
+    def _load_controlnet(self, control: dict[str, Any], choice: DeviceChoice) -> Any:
+        import torch
+        from diffusers import ControlNetModel
+        from huggingface_hub import try_to_load_from_cache
+
+        from .. import hub_download
+
+        repo, folder = control["repo"], (control.get("subfolder") or "").strip("/")
+        kwargs: dict[str, Any] = {"dtype": getattr(torch, choice.dtype_name)}
+        variant = control.get("variant")
+        files = hub_download.cached_files(repo, cache_dir=self.cache_dir)
+        if variant and hub_download.has_variant(files, variant):
+            kwargs["variant"] = variant
+        started = time.perf_counter()
+        # from the cached folder: by repo id, diffusers 0.42 hands hf_hub_download an argument
+        # it deprecated (local_dir_use_symlinks), a warning on every load
+        config = try_to_load_from_cache(
+            repo, f"{folder}/config.json".lstrip("/"), cache_dir=str(self.cache_dir)
+        )
+        try:
+            if not isinstance(config, str):
+                raise FileNotFoundError(f"{repo} has no cached config.json")
+            controlnet = ControlNetModel.from_pretrained(str(Path(config).parent), **kwargs)
+        except (OSError, ValueError) as exc:
+            raise PermanentEngineError(
+                f"The ControlNet {control['repo']} is missing or incomplete "
+                f"({type(exc).__name__}). Download the model again from the Models page."
+            ) from exc
+        self.controlnet_loads += 1
+        log.info("loaded ControlNet %s in %.1f s", control["repo"], time.perf_counter() - started)
+        return controlnet
 
     def _face_embeddings(
         self,
@@ -619,6 +731,80 @@ def _ip_adapter_key(capabilities: dict[str, Any]) -> tuple[str, str, str]:
     )
 
 
+def _controlnet_key(capabilities: dict[str, Any]) -> tuple[str, str, str]:
+    control = capabilities.get("controlNet") or {}
+    return (
+        control.get("repo") or "",
+        control.get("subfolder") or "",
+        control.get("variant") or control.get("weightName") or "",
+    )
+
+
+def _controlnet_name(control: dict[str, Any]) -> str:
+    return "/".join(part for part in (control["repo"], control.get("subfolder")) if part)
+
+
+def control_images(
+    variations: list[Variation], poses: dict[str, list[list[float]]], width: int, height: int
+) -> list[Any]:
+    """One OpenPose skeleton per variation at the job's size (each pose drawn once): the
+    keypoints' square, as large as fits, centred on black (the ControlNets' background)."""
+    from PIL import Image
+
+    drawn: dict[str, Any] = {}
+    images = []
+    for variation in variations:
+        pose_id = variation.pose_id
+        if pose_id not in drawn:
+            keypoints = poses.get(pose_id or "")
+            if keypoints is None:
+                raise PermanentEngineError(
+                    f"The keypoints of pose {pose_id!r} are missing from this generation."
+                )
+            side = min(max(min(width, height), skeleton.MIN_SIZE), skeleton.MAX_SIZE)
+            square = skeleton.draw(keypoints, side)
+            if (side, side) == (width, height):
+                drawn[pose_id] = square
+            else:
+                canvas = Image.new("RGB", (width, height), skeleton.BLACK)
+                canvas.paste(square, ((width - side) // 2, (height - side) // 2))
+                drawn[pose_id] = canvas
+        images.append(drawn[pose_id])
+    return images
+
+
+def controlnet_patterns(control: dict[str, Any]) -> Any:
+    """The ControlNet's config and one copy of its weights: `weightName` where the catalog names
+    it (a repo with other weights beside it), else the `variant` safetensors or the plain ones."""
+    return functools.partial(
+        _controlnet_files,
+        folder=(control.get("subfolder") or "").strip("/"),
+        weight=control.get("weightName"),
+        variant=control.get("variant"),
+    )
+
+
+def _controlnet_files(
+    filenames: list[str], folder: str, weight: str | None, variant: str | None
+) -> list[str]:
+    from ..hub_download import diffusers_allow_patterns
+
+    prefix = f"{folder}/" if folder else ""
+    inside = [
+        name
+        for name in filenames
+        if name.startswith(prefix) and "/" not in name[len(prefix) :]  # not its images/
+    ]
+    if weight:
+        wanted = {f"{prefix}config.json", f"{prefix}{weight}"}
+        return [name for name in inside if name in wanted]
+    chosen = diffusers_allow_patterns(inside, variant=variant)
+    return [name for name in chosen if name.endswith((".json", *_WEIGHT_SUFFIXES))]
+
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
 def ip_adapter_patterns(adapter: dict[str, Any]) -> Any:
     """The adapter's weights file and one copy of its image encoder (config + safetensors)."""
     return functools.partial(
@@ -637,12 +823,15 @@ def _ip_adapter_files(filenames: list[str], weight: str, encoder: str) -> list[s
 
 def model_files(capabilities: dict[str, Any]) -> list[tuple[str, Any]]:
     """Everything a model needs, as (repo, allow patterns): the pipeline first, then its
-    add-ons (a LoRA, an IP-Adapter with its image encoder). One download, one size."""
+    add-ons (a LoRA, an IP-Adapter with its image encoder, a ControlNet). One download, one
+    size."""
     files: list[tuple[str, Any]] = [(capabilities["hfRepo"], allow_patterns(capabilities))]
     if lora := capabilities.get("loraRepo"):
         files.append((lora, [capabilities.get("loraWeightName") or "*.safetensors"]))
     if adapter := capabilities.get("ipAdapter"):
         files.append((adapter["repo"], ip_adapter_patterns(adapter)))
+    if control := capabilities.get("controlNet"):
+        files.append((control["repo"], controlnet_patterns(control)))
     return files
 
 

@@ -496,6 +496,11 @@
       note.hidden = !problem;
       $("span", note).textContent = problem;
       submit.disabled = Boolean(problem);
+      const next = $("[data-pose-next]");
+      if (next) {
+        next.hidden = mode !== "gallery" || boxes.length === 0;
+        $("[data-pose-next-text]", next).textContent = `${boxes.length} chosen: on to Generate`;
+      }
     };
     likeness?.addEventListener("input", () => { likenessTouched = true; });
     // the face square is saved a moment after it stops moving: a Generate waits for that
@@ -514,6 +519,160 @@
       const style = option.dataset.style && $(`input[name=style][value="${CSS.escape(option.dataset.style)}"]`, form);
       if (style) style.checked = true;
       update();
+    });
+    form.addEventListener("htmx:afterRequest", (event) => {
+      if (event.detail.successful) $("#no-generations")?.remove();
+    });
+    update();
+  }
+
+  // ---------------------------------------------------------------- the Pose Generator
+
+  // The library filters as one types (the form still works without scripts, on the server).
+  function setUpPoseFilter(form) {
+    const grid = $("#pose-grid");
+    const category = $("select[name=category]", form);
+    const search = $("input[name=q]", form);
+    const shown = $("[data-pose-shown]");
+    const none = $("[data-no-poses]");
+    $$("[data-no-script]", form).forEach((button) => { button.hidden = true; });
+
+    function apply() {
+      const words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
+      let count = 0;
+      $$(".pose-tile", grid).forEach((tile) => {
+        const match = (!category.value || tile.dataset.category === category.value)
+          && words.every((word) => tile.dataset.search.includes(word));
+        tile.hidden = !match;
+        if (match) count += 1;
+      });
+      if (shown) shown.textContent = String(count);
+      if (none) none.hidden = count > 0;
+    }
+
+    form.addEventListener("submit", (event) => { event.preventDefault(); apply(); });
+    form.addEventListener("input", apply);
+    form.addEventListener("change", apply);
+    form.showAll = () => { category.value = ""; search.value = ""; apply(); };
+    apply();
+  }
+
+  // An imported pose: one already in the library (the same keypoints) is replaced, not doubled;
+  // it is shown (the filter cleared) and scrolled to.
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    if (event.detail.target?.id !== "pose-grid" || event.detail.xhr.status >= 400) return;
+    const id = /id="pose-([^"]+)"/.exec(event.detail.serverResponse)?.[1];
+    if (id) document.getElementById(`pose-${id}`)?.remove();
+  });
+
+  document.addEventListener("htmx:afterSettle", (event) => {
+    if (event.detail.target?.id !== "pose-grid") return;
+    const form = event.detail.requestConfig?.elt;
+    if (form?.matches?.("[data-pose-import]")) form.reset();
+    $("[data-pose-filter]")?.showAll?.();
+    const tile = $("#pose-grid > .pose-tile:last-child");
+    tile?.scrollIntoView({ block: "nearest" });
+    $("#pose-generate")?.dispatchEvent(new Event("change"));
+  });
+
+  function setUpPoseForm(form) {
+    const maxPoses = Number(form.dataset.maxPoses);
+    const limits = { gallery: Number(form.dataset.maxGallery), text: Number(form.dataset.maxText) };
+    const variations = $("#variations", form);
+    const prompt = $("#pose-prompt", form);
+    const cost = $("#pose-cost", form);
+    const submit = $("button[type=submit]", form);
+    const count = $("[data-chosen-count]", form);
+    const chips = $("[data-chosen-list]", form);
+    const clear = $("[data-clear-poses]", form);
+    // the poses in the order they were chosen: the card groups its images in that order
+    let order = $$("input[name=poseIds]:checked").map((box) => box.value);
+    const boxOf = (id) => $(`input[name=poseIds][value="${CSS.escape(id)}"]`);
+    const chosenBoxes = () => {
+      const checked = new Set($$("input[name=poseIds]:checked").map((box) => box.value));
+      order = order.filter((id) => checked.has(id)).concat([...checked].filter((id) => !order.includes(id)));
+      return order.map(boxOf).filter(Boolean);
+    };
+
+    function showChosen(boxes) {
+      chips.replaceChildren(...boxes.map((box) => {
+        const item = document.createElement("li");
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "chip";
+        button.dataset.unchoose = box.value;
+        button.textContent = box.dataset.poseName;
+        button.setAttribute("aria-label", `Remove ${box.dataset.poseName}`);
+        button.append(" ", $("template[data-icon-x]", form).content.cloneNode(true));
+        item.append(button);
+        return item;
+      }));
+    }
+
+    const update = () => {
+      const mode = $("input[name=mode]:checked", form)?.value || "gallery";
+      $$("[data-mode]", form).forEach((part) => { part.hidden = part.dataset.mode !== mode; });
+      prompt.disabled = mode !== "text";
+      prompt.required = mode === "text";
+      const max = limits[mode];
+      variations.max = String(max);
+      if (Number(variations.value) > max) variations.value = String(max);
+      $("[data-variations-label]", form).textContent = `${mode === "text" ? "Variations" : "Variations of each pose"} (1–${max})`;
+      const boxes = chosenBoxes();
+      count.textContent = `${boxes.length} pose${boxes.length === 1 ? "" : "s"} chosen`;
+      clear.hidden = boxes.length === 0;
+      showChosen(boxes);
+      document.querySelectorAll(".pose-grid").forEach((grid) => grid.classList.toggle("browsing", mode === "text"));
+
+      const model = $("input[name=model]:checked", form);
+      const each = Math.max(0, Math.min(max, Math.floor(Number(variations.value) || 0)));
+      const images = mode === "text" ? each : boxes.length * each;
+      const balance = Number($("#balance [data-balance]")?.dataset.balance ?? cost.dataset.balance);
+      let problem = "";
+      if (!model) problem = "No model that can draw poses is installed.";
+      else if (mode === "gallery" && boxes.length === 0) problem = "Choose one or more poses in the library.";
+      else if (mode === "gallery" && boxes.length > maxPoses) problem = `Choose at most ${maxPoses} poses at a time (${boxes.length} are chosen).`;
+      else if (mode === "text" && !prompt.value.trim()) problem = "Describe the pose in words.";
+      else if (each < 1) problem = `Choose 1 to ${max} variations.`;
+      if (problem) {
+        cost.textContent = problem;
+      } else {
+        const total = Number(model.dataset.cost) * images;
+        const after = balance - total;
+        const what = mode === "text" ? `${images} image${images === 1 ? "" : "s"}` : `${boxes.length} × ${each} = ${images} images`;
+        cost.textContent = after >= 0
+          ? `${what} · costs ${total} credit${total === 1 ? "" : "s"} · balance after: ${after}`
+          : `${what} cost ${total} credits, but you have ${balance}. Choose fewer poses or variations.`;
+      }
+      submit.disabled = Boolean(problem);
+      const next = $("[data-pose-next]");
+      if (next) {
+        next.hidden = mode !== "gallery" || boxes.length === 0;
+        $("[data-pose-next-text]", next).textContent = `${boxes.length} chosen: on to Generate`;
+      }
+    };
+
+    form.addEventListener("input", update);
+    form.addEventListener("change", update);
+    document.addEventListener("change", (event) => { if (event.target.matches?.("input[name=poseIds]")) update(); });
+    form.addEventListener("click", (event) => {
+      const chip = event.target.closest("[data-unchoose]");
+      if (chip) {
+        const box = boxOf(chip.dataset.unchoose);
+        if (box) box.checked = false;
+        update();
+        (chosenBoxes().length ? $("[data-unchoose]", chips) : $("input[name=mode]:checked", form))?.focus();
+      }
+    });
+    clear.addEventListener("click", () => {
+      chosenBoxes().forEach((box) => { box.checked = false; });
+      update();
+      $("input[name=mode]:checked", form)?.focus();
+    });
+    form.addEventListener("htmx:configRequest", (event) => {
+      const ids = chosenBoxes().map((box) => box.value);
+      event.detail.formData.delete("poseIds");
+      ids.forEach((id) => event.detail.formData.append("poseIds", id));
     });
     form.addEventListener("htmx:afterRequest", (event) => {
       if (event.detail.successful) $("#no-generations")?.remove();
@@ -628,11 +787,12 @@
       } else {
         const html = await fetchHtml(`/ui/generations/${id}/card`);
         const card = document.getElementById(`generation-${id}`);  // looked up after the fetch
+        const list = $("#generations");
         if (card) replaceWith(card, html);
-        else {
-          const list = $("#generations");
-          list?.insertAdjacentHTML("afterbegin", html);
-          if (list) htmx.process(list.firstElementChild);
+        else if (list && (!list.dataset.app || html.includes(`data-app="${list.dataset.app}"`))) {
+          // the Pose Generator's page lists its own generations only
+          list.insertAdjacentHTML("afterbegin", html);
+          htmx.process(list.firstElementChild);
           $("#no-generations")?.remove();
         }
         if (withTiles) addTiles(await fetchHtml(`/ui/generations/${id}/avatars`));
@@ -648,6 +808,7 @@
       const balance = $("#balance");
       if (balance) replaceWith(balance, await fetchHtml("/ui/balance"));
       $("#generate")?.dispatchEvent(new Event("change"));
+      $("#pose-generate")?.dispatchEvent(new Event("change"));
     } catch (_) { /* shown again on the next change */ }
   }
 
@@ -751,6 +912,10 @@
   function start() {
     const form = $("#generate");
     if (form) setUpGenerateForm(form);
+    const filter = $("[data-pose-filter]");
+    if (filter) setUpPoseFilter(filter);
+    const poseForm = $("#pose-generate");
+    if (poseForm) setUpPoseForm(poseForm);
     const zone = $("[data-upload]");
     if (zone) setUpUpload(zone);
     startEvents();

@@ -23,6 +23,7 @@ from ..api import blocking, in_thread, shapes
 from ..db import utcnow
 from ..errors import InvalidInput
 from ..models import AIModel, AvatarGeneration, User
+from . import cards
 from .render import RETRY_AFTER
 
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -143,7 +144,7 @@ def _new_card(generation: AvatarGeneration, balance: int, message: str) -> Templ
     headers = {**_toast(message), "HX-Retarget": "#generations", "HX-Reswap": "afterbegin"}
     return fragment(
         "_generation_oob.html",
-        {"generation": shapes.generation(generation), "balance": balance},
+        {"generation": cards.card(generation), "balance": balance},
         headers,
     )
 
@@ -151,7 +152,7 @@ def _new_card(generation: AvatarGeneration, balance: int, message: str) -> Templ
 @post("/ui/generations/{generation_id:str}/cancel", include_in_schema=False, status_code=200)
 @blocking
 def cancel(state: State, generation_id: FromPath[str]) -> Template:
-    generation = shapes.generation(generations.cancel(state.runtime, generation_id))
+    generation = cards.card(generations.cancel(state.runtime, generation_id))
     refunded = generation["creditRefunded"]
     return fragment(
         "_generation_oob.html",

@@ -30,8 +30,10 @@ from ..models import (
     AvatarProject,
     CreditLedger,
     PersonaExample,
+    Pose,
     User,
 )
+from . import cards
 
 log = logging.getLogger("lumiku.web")
 RECENT_GENERATIONS = 20
@@ -164,7 +166,7 @@ def project_page(
         nav="projects",
         project=shapes.project(project, len(gallery)),
         avatars=gallery,
-        generations=shapes.generations_of(recent),
+        generations=cards.cards(recent),
         models=models,
         chosen_model=_default_model(models),
         styles=styles,
@@ -208,7 +210,7 @@ def _default_model(models: list[dict[str, Any]]) -> str | None:
 def generation_page(state: State, generation_id: FromPath[str]) -> Template:
     row = generations.get_generation(generation_id)
     project = AvatarProject.get_by_id(row.project_id)
-    generation = shapes.generation(row)
+    generation = cards.card(row)
     reference_id = (generation.get("reference") or {}).get("avatarId")
     return _page(
         state,
@@ -243,6 +245,7 @@ def avatar_page(state: State, avatar_id: FromPath[str]) -> Template:
         project=shapes.project(project),
         model_name=model.name if model else avatar.model_key,
         generation=generation,
+        pose=Pose.get_or_none(Pose.id == avatar.pose_id) if avatar.pose_id else None,
     )
 
 
@@ -346,7 +349,7 @@ def admin_fragment(state: State) -> Template:
 @get("/ui/generations/{generation_id:str}/card", include_in_schema=False)
 @blocking
 def generation_card(generation_id: FromPath[str]) -> Template:
-    generation = shapes.generation(generations.get_generation(generation_id))
+    generation = cards.card(generations.get_generation(generation_id))
     return Template(template_name="_generation.html", context={"generation": generation})
 
 

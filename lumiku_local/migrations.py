@@ -187,6 +187,11 @@ def m011_pose_library() -> None:
     seed_poses()
 
 
+def m012_pose_models() -> None:
+    """The catalog's OpenPose ControlNet models (and today's capabilities of built-in ones)."""
+    refresh_catalog_capabilities()
+
+
 def seed_poses() -> None:
     """Insert library poses that are missing; existing rows (an admin's) stay as they are."""
     for order, pose in enumerate(pose_library.poses()):
@@ -221,6 +226,7 @@ MIGRATIONS: list[Callable[[], None]] = [
     m009_photo_references,
     m010_generation_plan,
     m011_pose_library,
+    m012_pose_models,
 ]
 
 

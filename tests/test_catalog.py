@@ -116,7 +116,12 @@ def test_m009_to_m011_upgrade_a_database_made_before_references_plans_and_poses(
         database.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
     database.execute_sql("DROP TABLE pose")
     AIModel.delete().where(AIModel.provider == "diffusers").execute()
-    newer = ["m009_photo_references", "m010_generation_plan", "m011_pose_library"]
+    newer = [
+        "m009_photo_references",
+        "m010_generation_plan",
+        "m011_pose_library",
+        "m012_pose_models",
+    ]
     migrations.Migration.delete().where(migrations.Migration.name.in_(newer)).execute()
     assert migrations.migrate() == newer
     columns = {c.name for c in database.get_columns("avatar_generation")}
@@ -152,3 +157,12 @@ def test_m008_upgrades_a_database_with_generations_in_it(client):
     assert migrations.migrate() == ["m008_generation_run_seconds"]
     assert AvatarGeneration.get_by_id(before["id"]).run_seconds == 0.0
     assert len(client.generation(before["id"])["avatars"]) == 2
+
+
+def test_m012_adds_the_pose_models_to_a_database_that_had_m009(client):
+    posing = [row["key"] for row in catalog.ai_models() if row["capabilities"].get("controlNet")]
+    assert posing
+    AIModel.delete().where(AIModel.key.in_(posing)).execute()
+    migrations.Migration.delete().where(migrations.Migration.name == "m012_pose_models").execute()
+    assert migrations.migrate() == ["m012_pose_models"]
+    assert AIModel.select().where(AIModel.key.in_(posing)).count() == len(posing)

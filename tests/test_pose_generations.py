@@ -174,6 +174,24 @@ def test_a_pose_generation_exports_as_a_zip_with_a_manifest(client):
     assert client.get(f"{POSES}/generations/nope/export").status_code == 404
 
 
+def test_chosen_avatars_export_as_a_zip_and_an_unknown_one_is_404(client):
+    import io
+    import zipfile
+
+    avatar = source_avatar(client)
+    body = pose_generate(client, avatarId=avatar["id"], poseIds=library_ids(client, 2))
+    done = wait_pose_generation(client, body["generation"]["id"])
+    chosen = [done["avatars"][0]["id"], avatar["id"]]
+    response = client.post(f"{POSES}/exports", json={"avatarIds": chosen})
+    assert response.status_code == 200, response.text
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert [entry["avatarId"] for entry in manifest["files"]] == chosen
+    response = client.post(f"{POSES}/exports", json={"avatarIds": [avatar["id"], "nope"]})
+    assert response.status_code == 404 and "nope" in response.json()["error"]["message"]
+    assert client.post(f"{POSES}/exports", json={"avatarIds": []}).status_code == 400
+
+
 def test_a_text_batch_uses_the_pose_its_words_match_and_says_which(client):
     avatar = source_avatar(client)
     body = pose_generate(

@@ -12,6 +12,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
 from litestar.response import Response, Stream
 
 from .. import exports, generations, pose_generations, poses, skeleton
+from ..errors import NotFound
 from ..models import Avatar
 from . import blocking, in_thread, shapes
 from .answers import change_errors, errors
@@ -31,6 +32,13 @@ class PoseGenerateBody(Body, rename="camel"):
     variations: SmallInt = 1
     model_key: str | None = None
     seed: SmallInt | None = None
+
+
+class ExportBody(Body, rename="camel"):
+    avatar_ids: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=64)]],
+        msgspec.Meta(min_length=1, max_length=1000, description="Live avatars to export."),
+    ]
 
 
 @dataclass
@@ -162,6 +170,25 @@ def export_pose_generation(state: State, generation_id: FromPath[str]) -> Stream
     return exports.response(export, f"poses-{generation.id[:8]}.zip")
 
 
+@post(
+    f"{API}/exports",
+    tags=["pose generations"],
+    status_code=200,
+    responses=errors(404, 422),
+    media_type="application/zip",
+)
+@blocking
+def export_avatars(state: State, data: JSONBody[ExportBody]) -> Stream:
+    """Chosen avatars as one zip, streamed: their PNGs (with parameters) and a manifest.json;
+    an unknown or deleted id is a 404 naming it, and nothing is sent."""
+    wanted = list(dict.fromkeys(data.avatar_ids))
+    rows = {row.id: row for row in Avatar.select().where(Avatar.id.in_(wanted))}
+    if unknown := [i for i in wanted if i not in rows or rows[i].deleted_at is not None]:
+        raise NotFound(f"No live avatar has the id {unknown[0]!r}; nothing was exported.")
+    export = exports.plan(state.runtime.settings.files_dir, [rows[i] for i in wanted])
+    return exports.response(export, f"avatars-{len(wanted)}.zip")
+
+
 routes = [
     list_poses,
     pose_skeleton,
@@ -171,4 +198,5 @@ routes = [
     cancel_pose_generation,
     retry_pose_generation,
     export_pose_generation,
+    export_avatars,
 ]

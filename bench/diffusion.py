@@ -18,10 +18,17 @@ app then runs in this process (uvicorn in a thread, a temp LUMIKU_HOME), and the
      (tiny_pipeline.ip_adapter_files) against a bare pipeline with the same adapter loaded by
      `load_ip_adapter`, timed from encoding the face crop (prepare_ip_adapter_image_embeds) to
      the images; and the image-encoder runs per generation (target 1);
-4. prints the peak resident memory of the process.
+4. the ControlNet OpenPose path (the Pose Generator), the same way: the app's
+   POST /api/apps/pose-generator/generate (a new uploaded photo as the source avatar, 2 poses x
+   2 variations = a batch of 4) on a model with the plus adapter and a generated ControlNet
+   (tiny_pipeline.controlnet_files), against a bare `AutoPipelineForText2Image.from_pipe(pipe,
+   controlnet=...)` call timed from encoding the face crop and drawing the skeletons to the
+   images (the pose generator's likeness, 1.0, as the adapter's scale); and the ControlNet
+   loads over all jobs (target 1);
+5. prints the peak resident memory of the process.
 
 Run: python bench/diffusion.py [--device cpu|cuda] [--size 256] [--steps 4] [--rounds 3]
-                               [--paths text,img2img,ipadapter] [--likeness 0.5]
+                               [--paths text,img2img,ipadapter,controlnet] [--likeness 0.5]
 Needs the diffusion extra (torch, diffusers, transformers). No network: the Hub is offline.
 """
 
@@ -46,6 +53,10 @@ sys.path.insert(0, str(ROOT))
 API = "/api/apps/avatar-creator"
 KEY = "avatar-creator:bench"
 FACE_KEY = "avatar-creator:bench-face"
+POSE_KEY = "avatar-creator:bench-pose"
+POSES_API = "/api/apps/pose-generator"
+CONTROLNET_REPO = "lumiku-bench/random-controlnet-openpose"
+POSE_LIKENESS = 1.0  # what a pose generation's reference gets (references.resolve, mode "pose")
 REPO = "lumiku-bench/random-sd"
 ADAPTER_REPO = "lumiku-bench/random-ip-adapter"
 PROMPT = "a portrait of a benchmark"
@@ -125,7 +136,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--paths", default="text,img2img,ipadapter")
+    parser.add_argument("--paths", default="text,img2img,ipadapter,controlnet")
     parser.add_argument("--likeness", type=float, default=0.5)
     args = parser.parse_args()
     paths = args.paths.split(",")
@@ -135,16 +146,23 @@ def main() -> int:
     import httpx
     import torch
     import uvicorn
-    from diffusers import AutoPipelineForImage2Image, DiffusionPipeline
+    from diffusers import (
+        AutoPipelineForImage2Image,
+        AutoPipelineForText2Image,
+        ControlNetModel,
+        DiffusionPipeline,
+    )
     from tiny_pipeline import (
         IP_ADAPTER_WEIGHT,
         add_to_catalog,
         build_pipeline,
+        controlnet_files,
         ip_adapter_files,
         save_to_hf_cache,
         write_hf_cache,
     )
 
+    from lumiku_local import pose_library, skeleton
     from lumiku_local.app import create_app
     from lumiku_local.config import load_settings
     from lumiku_local.engines import engine_for, reference_image
@@ -160,8 +178,11 @@ def main() -> int:
         "weightName": IP_ADAPTER_WEIGHT,
         "imageEncoderFolder": "models/image_encoder",
     }
-    if "ipadapter" in paths:
+    face_paths = {"ipadapter", "controlnet"} & set(paths)
+    if face_paths:
         write_hf_cache(ip_adapter_files("bench"), cache, repo_id=ADAPTER_REPO)
+    if "controlnet" in paths:
+        write_hf_cache(controlnet_files("bench"), cache, repo_id=CONTROLNET_REPO)
     dtype = torch.float16 if args.device.startswith("cuda") else torch.float32
 
     settings = load_settings(
@@ -185,6 +206,11 @@ def main() -> int:
     sizes = {"width": args.size, "height": args.size, "steps": args.steps}
     add_to_catalog(KEY, REPO, cost=1, deadline=3600, **sizes)
     add_to_catalog(FACE_KEY, REPO, cost=1, deadline=3600, ipAdapter=adapter, **sizes)
+    control = {"repo": CONTROLNET_REPO}
+    add_to_catalog(
+        POSE_KEY, REPO, cost=1, deadline=3600, ipAdapter=adapter, controlNet=control, **sizes
+    )
+    pose_ids = [pose.id for pose in pose_library.poses()[:: len(pose_library.poses()) // 2][:2]]
 
     events = Events(url)
     events.connected.wait(10)
@@ -206,6 +232,22 @@ def main() -> int:
             body.update(referenceAvatarId=photo["id"], likeness=args.likeness)
         started = time.monotonic()
         response = http.post(f"{API}/projects/{project}/avatars/generate", json=body)
+        response.raise_for_status()
+        generation_id = response.json()["generation"]["id"]
+        return events.wait(generation_id, "completed") - started, generation_id
+
+    def app_pose_batch(seed: int, key: str = POSE_KEY, photo: dict | None = None):
+        assert photo is not None
+        body = {
+            "avatarId": photo["id"],
+            "mode": "gallery",
+            "poseIds": pose_ids,
+            "variations": 2,
+            "modelKey": key,
+            "seed": seed,
+        }
+        started = time.monotonic()
+        response = http.post(f"{POSES_API}/generate", json=body)
         response.raise_for_status()
         generation_id = response.json()["generation"]["id"]
         return events.wait(generation_id, "completed") - started, generation_id
@@ -284,7 +326,7 @@ def main() -> int:
         return timed(call)
 
     face_pipe = None
-    if "ipadapter" in paths:
+    if face_paths:
         face_pipe = DiffusionPipeline.from_pretrained(
             REPO, cache_dir=str(cache), local_files_only=True, dtype=dtype
         )
@@ -299,6 +341,15 @@ def main() -> int:
         face_pipe.to(args.device)
         face_pipe.set_progress_bar_config(disable=True)
         face_pipe.set_ip_adapter_scale(args.likeness)
+
+    pose_pipe = None
+    if "controlnet" in paths:
+        assert face_pipe is not None
+        controlnet = ControlNetModel.from_pretrained(
+            CONTROLNET_REPO, cache_dir=str(cache), local_files_only=True, dtype=dtype
+        ).to(args.device)
+        pose_pipe = AutoPipelineForText2Image.from_pipe(face_pipe, controlnet=controlnet)
+        pose_pipe.set_progress_bar_config(disable=True)
 
     def bare_ip_adapter(seed: int, photo: dict | None = None, n: int = 0) -> float:
         assert photo is not None and face_pipe is not None
@@ -318,35 +369,71 @@ def main() -> int:
 
         return timed(call)
 
+    def bare_controlnet(seed: int, photo: dict | None = None, n: int = 0) -> float:
+        assert photo is not None and face_pipe is not None and pose_pipe is not None
+        reference = as_reference(photo, n)
+
+        def call() -> None:
+            face_pipe.set_ip_adapter_scale(POSE_LIKENESS)  # the UNet both pipelines share
+            embeds = face_pipe.prepare_ip_adapter_image_embeds(
+                reference_image.face_crop(reference), None, args.device, 1, False
+            )
+            skeletons = [
+                skeleton.draw(pose_library.find(pose_id).keypoints, args.size)
+                for pose_id in pose_ids
+            ]
+            pose_pipe(
+                prompt=[PROMPT] * 4,
+                image=[skeletons[0], skeletons[0], skeletons[1], skeletons[1]],
+                num_inference_steps=args.steps,
+                generator=generators(seed),
+                ip_adapter_image_embeds=embeds,
+                **common,
+            )
+
+        return timed(call)  # after the IP-Adapter path's rounds: its scale is not needed again
+
     results: list[tuple[str, list[float], list[float]]] = []
     warm_to_step: list[float] = []
     encoder_runs: list[int] = []
     photo_number = 0
+    pose_encoder_runs: list[int] = []
     plan = [
-        ("text", "text to image", KEY, bare_text, False),
-        ("img2img", "img2img from a photo", KEY, bare_img2img, True),
-        ("ipadapter", "IP-Adapter plus-face", FACE_KEY, bare_ip_adapter, True),
+        ("text", "text to image", KEY, bare_text, False, app_batch),
+        ("img2img", "img2img from a photo", KEY, bare_img2img, True, app_batch),
+        ("ipadapter", "IP-Adapter plus-face", FACE_KEY, bare_ip_adapter, True, app_batch),
+        (
+            "controlnet",
+            "ControlNet OpenPose + IP-Adapter (2 poses x 2)",
+            POSE_KEY,
+            bare_controlnet,
+            True,
+            app_pose_batch,
+        ),
     ]
-    for path, label, key, bare_batch, with_photo in plan:
+    for path, label, key, bare_batch, with_photo, app_call in plan:
         if path not in paths:
             continue
         warm_photo = upload(photo_number := photo_number + 1) if with_photo else None
         bare_batch(0, warm_photo, photo_number)  # warm the bare call as the app's is warm
-        app_batch(seed=2, key=key, photo=warm_photo)  # and the app's (a model switch loads)
+        app_call(2, key, warm_photo)  # and the app's (a model switch loads)
         bare, app = [], []
         for round_number in range(args.rounds):  # interleaved, so drift hits both alike
             photo = upload(photo_number := photo_number + 1) if with_photo else None
             bare.append(bare_batch(100 + round_number, photo, photo_number))
             runs = engine.image_encoder_runs
-            elapsed, generation_id = app_batch(200 + round_number, key, photo)
+            elapsed, generation_id = app_call(200 + round_number, key, photo)
             app.append(elapsed)
             if path == "text":
                 warm_to_step.append(start_to_first_step(generation_id))
             if path == "ipadapter":
                 encoder_runs.append(engine.image_encoder_runs - runs)
+            if path == "controlnet":
+                pose_encoder_runs.append(engine.image_encoder_runs - runs)
         results.append((label, bare, app))
 
     engine_loads = engine.load_count
+    controlnet_loads = engine.controlnet_loads
     server.should_exit = True
 
     print(
@@ -375,6 +462,19 @@ def main() -> int:
             f"{'image-encoder runs per IP-Adapter generation':56}"
             f"{', '.join(map(str, encoder_runs)):>12}  {'1':10}{'PASS' if once else 'FAIL'}"
         )
+    if pose_encoder_runs:
+        once = all(runs == 1 for runs in pose_encoder_runs)
+        ok = ok and once
+        print(
+            f"{'image-encoder runs per pose generation':56}"
+            f"{', '.join(map(str, pose_encoder_runs)):>12}  {'1':10}{'PASS' if once else 'FAIL'}"
+        )
+    if "controlnet" in paths:
+        ok = ok and controlnet_loads == 1
+        print(
+            f"{'ControlNet loads from disk over all jobs':56}{controlnet_loads:12d}  "
+            f"{'1':10}{'PASS' if controlnet_loads == 1 else 'FAIL'}"
+        )
     print(f"{'first job (cold): processing -> first step':56}{first_load_to_step:11.3f}s")
     print(f"{'  first job end to end':56}{first_time:11.2f}s")
     if warm_to_step:
@@ -383,8 +483,9 @@ def main() -> int:
             f"{statistics.median(warm_to_step):11.3f}s"
         )
     # one load per model: the plain pipeline serves text and img2img (from_pipe), the face
-    # model is another pipeline
-    expected_loads = 1 + ("ipadapter" in paths)
+    # model is another pipeline, which the pose model shares (its ControlNet pipeline is
+    # from_pipe on it)
+    expected_loads = 1 + bool(face_paths)
     print(
         f"{'pipeline loads from disk over all jobs':56}{engine_loads:12d}  "
         f"{expected_loads!s:10}{'PASS' if engine_loads == expected_loads else 'FAIL'}"

@@ -254,7 +254,8 @@ def ai_models() -> list[dict]:
             },
         },
     ]
-    return models + pose_models({row["key"]: row["capabilities"] for row in models})
+    faces: dict[str, dict] = {str(row["key"]): row["capabilities"] for row in models}  # type: ignore[misc]
+    return models + pose_models(faces)
 
 
 def pose_models(face: dict[str, dict]) -> list[dict]:

@@ -277,7 +277,9 @@ def _paste_head(
     long_side = max(head.size)
     factor = size / long_side
     scaled = (max(1, round(head.width * factor)), max(1, round(head.height * factor)))
-    resized = head.resize(scaled, Image.Resampling.LANCZOS if factor < 1 else Image.BICUBIC)
+    resized = head.resize(
+        scaled, Image.Resampling.LANCZOS if factor < 1 else Image.Resampling.BICUBIC
+    )
     left = round(centre[0] - scaled[0] / 2)
     top = round(centre[1] - scaled[1] / 2)
     if scaled[1] < picture.height * 0.8:  # a portrait's large head: down into the frame

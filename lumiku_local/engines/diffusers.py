@@ -754,9 +754,9 @@ def control_images(
     drawn: dict[str, Any] = {}
     images = []
     for variation in variations:
-        pose_id = variation.pose_id
+        pose_id = variation.pose_id or ""
         if pose_id not in drawn:
-            keypoints = poses.get(pose_id or "")
+            keypoints = poses.get(pose_id)
             if keypoints is None:
                 raise PermanentEngineError(
                     f"The keypoints of pose {pose_id!r} are missing from this generation."

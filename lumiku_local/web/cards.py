@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..api import shapes
+from ..db import tuples
 from ..models import AvatarGeneration, Pose
 from ..pose_generations import APP_ID as POSES_APP
 
@@ -23,7 +24,14 @@ def with_poses(generations: list[dict[str, Any]]) -> list[dict[str, Any]]:
     the poses were chosen) to the pose generations, with one query for all their pose names."""
     posed = [g for g in generations if g.get("appId") == POSES_APP]
     ids = {pose_id for g in posed for pose_id in _pose_ids(g)}
-    names = dict(Pose.select(Pose.id, Pose.name).where(Pose.id.in_(ids)).tuples()) if ids else {}
+    names: dict[str, str] = (
+        {
+            str(pose_id): str(name)
+            for pose_id, name in tuples(Pose.select(Pose.id, Pose.name).where(Pose.id.in_(ids)))
+        }
+        if ids
+        else {}
+    )
     for generation in posed:
         options = generation.get("options") or {}
         pose_ids = _pose_ids(generation)

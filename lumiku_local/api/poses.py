@@ -11,7 +11,7 @@ from litestar.datastructures import State, UploadFile
 from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
 from litestar.response import Response, Stream
 
-from .. import exports, generations, pose_generations, poses, skeleton
+from .. import exports, generations, pose_generations, poses
 from ..errors import NotFound
 from ..models import Avatar
 from . import blocking, in_thread, shapes
@@ -61,6 +61,8 @@ def list_poses(
 @blocking
 def pose_skeleton(pose_id: FromPath[str], size: FromQuery[int] = 256) -> Response[bytes]:
     """The pose's OpenPose skeleton (the picture OpenPose ControlNets follow), size x size."""
+    from .. import skeleton  # Pillow loads on first use: start-up stays fast
+
     pose = pose_generations.get_pose(pose_id)
     png = skeleton.png([tuple(point) for point in pose.keypoints], size)
     return Response(

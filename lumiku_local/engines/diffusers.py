@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import failpoints, skeleton, storage
+from .. import failpoints, storage
 from ..config import Settings
 from ..png_parameters import png_with_parameters
 from . import reference_image
@@ -750,6 +750,8 @@ def control_images(
     """One OpenPose skeleton per variation at the job's size (each pose drawn once): the
     keypoints' square, as large as fits, centred on black (the ControlNets' background)."""
     from PIL import Image
+
+    from .. import skeleton
 
     drawn: dict[str, Any] = {}
     images = []

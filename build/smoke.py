@@ -190,6 +190,41 @@ def run(binary: Path, home: Path, output: Path) -> None:
                     raise SmokeFailure(f"uploading {name} answered {code}: {raw[:300]!r}")
             print(f"uploaded {', '.join(UPLOADS)}", flush=True)
 
+            # the Pose Generator: its skeletons draw with Pillow's ImageDraw, its bodies too
+            poses_api = "/api/apps/pose-generator"
+            code, png = request(f"{url}{poses_api}/poses/standing-neutral/skeleton.png?size=128")
+            if code != 200 or not png.startswith(b"\x89PNG\r\n\x1a\n"):
+                raise SmokeFailure(f"a pose skeleton answered {code}: {png[:200]!r}")
+            code, raw = request(
+                f"{url}{poses_api}/generate",
+                "POST",
+                {
+                    "avatarId": generation["avatars"][0]["id"],
+                    "poseIds": ["standing-neutral", "gesture-wave"],
+                    "variations": 2,
+                },
+            )
+            if code != 202:
+                raise SmokeFailure(f"pose generate answered {code}: {raw[:300]!r}")
+            pose_id = json.loads(raw)["generation"]["id"]
+            posed = wait_for(
+                "the pose generation to finish",
+                lambda: (
+                    (g := get_json(f"{url}{poses_api}/generations/{pose_id}")["generation"])[
+                        "status"
+                    ]
+                    in ("completed", "failed", "canceled")
+                    and g
+                ),
+                timeout=60,
+            )
+            if posed["status"] != "completed" or len(posed["avatars"]) != 4:
+                raise SmokeFailure(f"pose generation ended {posed['status']}: {posed}")
+            code, archive = request(f"{url}{poses_api}/generations/{pose_id}/export")
+            if code != 200 or not archive.startswith(b"PK"):
+                raise SmokeFailure(f"the pose export answered {code}: {archive[:200]!r}")
+            print(f"4 pose images and a {len(archive)} byte export", flush=True)
+
             second = subprocess.run(
                 args, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
             )

@@ -69,12 +69,7 @@ def cancel_generation(state: State, generation_id: FromPath[str]) -> dict[str, A
 def retry_generation(state: State, generation_id: FromPath[str]) -> dict[str, Any]:
     """A new generation with the same request (new seeds); the old one stays as it was."""
     generation, balance = generations.retry(state.runtime, generation_id)
-    return {
-        "message": "Avatar generation started",
-        "generation": shapes.generation(generation, with_avatars=False),
-        "creditUsed": generation.credit_cost * generation.count,
-        "creditBalance": balance,
-    }
+    return shapes.started(generation, balance, "Avatar generation started")
 
 
 routes = [

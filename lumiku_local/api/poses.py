@@ -106,12 +106,7 @@ def generate(state: State, data: JSONBody[PoseGenerateBody]) -> dict[str, Any]:
         seed=data.seed,
     )
     generation, balance = pose_generations.submit(state.runtime, request)
-    return {
-        "message": "Pose generation started",
-        "generation": shapes.generation(generation, with_avatars=False),
-        "creditUsed": generation.credit_cost * generation.count,
-        "creditBalance": balance,
-    }
+    return shapes.started(generation, balance, "Pose generation started")
 
 
 @get(f"{API}/generations/{{generation_id:str}}", tags=["pose generations"], responses=errors(404))
@@ -144,12 +139,7 @@ def retry_pose_generation(state: State, generation_id: FromPath[str]) -> dict[st
     """A new pose generation with the same avatar and poses, and new seeds."""
     original = pose_generations.get_generation(generation_id)
     generation, balance = pose_generations.retry(state.runtime, original)
-    return {
-        "message": "Pose generation started",
-        "generation": shapes.generation(generation, with_avatars=False),
-        "creditUsed": generation.credit_cost * generation.count,
-        "creditBalance": balance,
-    }
+    return shapes.started(generation, balance, "Pose generation started")
 
 
 @get(

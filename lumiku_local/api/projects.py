@@ -155,12 +155,7 @@ def generate(
     """Charge credits and queue the generation; progress arrives on /api/events."""
     request = generations.GenerateRequest(**msgspec.structs.asdict(data))
     generation, balance = generations.submit(state.runtime, project_id, request)
-    return {
-        "message": "Avatar generation started",
-        "generation": shapes.generation(generation, with_avatars=False),
-        "creditUsed": generation.credit_cost * generation.count,
-        "creditBalance": balance,
-    }
+    return shapes.started(generation, balance, "Avatar generation started")
 
 
 @get(f"{API}/projects/{{project_id:str}}/generations", tags=["generations"], responses=errors(404))

@@ -123,6 +123,16 @@ def _generation(
     return shape
 
 
+def started(row: AvatarGeneration, balance: int, message: str) -> dict[str, Any]:
+    """The answer to a submit or a retry (ORIGIN's generate response shape)."""
+    return {
+        "message": message,
+        "generation": generation(row, with_avatars=False),
+        "creditUsed": row.credit_cost * row.count,
+        "creditBalance": balance,
+    }
+
+
 def _public_options(options: dict[str, Any] | None) -> dict[str, Any]:
     """A generation's options as the API shows them (the poses' keypoints are the pose
     library's to show)."""

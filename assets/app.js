@@ -924,6 +924,9 @@
     document.documentElement.dataset.ready = String(Math.round(performance.now()));  // bench/ui.py
   }
 
+  // for the page scripts beside this one (gallery.js): the messages, dialogs and tiles they share
+  window.Lumiku = { toast, alertHtml, errorHtml, showError, confirmDialog, addTiles, fetchHtml };
+
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();

@@ -20,6 +20,7 @@ from litestar.static_files import create_static_files_router
 from . import __version__, data_folder, failpoints, generations, migrations, orphans, web
 from .api import admin, avatars, credits, events, health, models, poses, projects, strict_input
 from .api import generations as generation_routes
+from .api import queue as queue_routes
 from .api import settings as settings_routes
 from .api.methods import RouterWithOptions, with_options
 from .config import Settings
@@ -221,6 +222,7 @@ def create_app(settings: Settings) -> Litestar:
         events,
         admin,
         settings_routes,
+        queue_routes,
     )
     route_handlers += with_options([route for module in api_modules for route in module.routes])
     app = Litestar(

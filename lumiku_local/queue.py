@@ -155,6 +155,17 @@ class JobQueue:
             ids.update(self._timers)
         return ids
 
+    def pickup_order(self) -> list[str]:
+        """Generation ids in the order the workers will dequeue them: Huey's queue as its
+        dequeue() reads it (priority, then arrival), then its schedule by time. An id queued
+        twice (a reconciler's re-enqueue) counts where it first appears. Retry timers are not
+        here: their rows' next_attempt_at says when they join the end of the queue."""
+        ids: dict[str, None] = {}
+        for task in self.huey.pending() + self.huey.scheduled():
+            if task.args:
+                ids.setdefault(task.args[0], None)
+        return list(ids)
+
     def queue_length(self) -> int:
         with self._timers_lock:
             waiting = len(self._timers)

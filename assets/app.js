@@ -9,14 +9,20 @@
 
   // ---------------------------------------------------------------- messages
 
-  function toast(message, kind = "success") {
+  // `key` names what the toast is about ("download:<model>"), so dropToasts can take it back
+  function toast(message, kind = "success", key = "") {
     const box = $("#toasts");
     if (!box || !message) return;
     const item = document.createElement("div");
     item.className = `toast ${kind}`;
     item.textContent = message;
+    if (key) item.dataset.toastKey = key;
     box.append(item);
     setTimeout(() => item.remove(), kind === "error" ? 9000 : 5000);
+  }
+
+  function dropToasts(key) {
+    $$("#toasts [data-toast-key]").filter((item) => item.dataset.toastKey === key).forEach((item) => item.remove());
   }
 
   function alertHtml(message) {
@@ -106,7 +112,7 @@
   });
 
   document.body.addEventListener("lumiku:toast", (event) => {
-    toast(event.detail.message, event.detail.kind);
+    toast(event.detail.message, event.detail.kind, event.detail.key);
   });
 
   // ---------------------------------------------------------------- confirmations
@@ -187,8 +193,13 @@
     main.innerHTML = "";
     const box = document.createElement("section");
     box.className = "panel stopped";
-    box.innerHTML = "<h1>Lumiku has stopped</h1><p>You can close this tab. Start Lumiku again to continue; unfinished generations resume by themselves.</p>";
+    box.innerHTML = "<h1 tabindex='-1'>Lumiku has stopped</h1><p>You can close this tab. Start Lumiku again to continue; unfinished generations resume by themselves.</p>";
     main.append(box);
+    // nothing answers any more: the header's links and buttons would lead to "connection refused"
+    document.body.classList.add("lumiku-stopped");
+    $$("body > :not(main):not(#toasts)").forEach((element) => { element.inert = true; });
+    document.title = "Lumiku has stopped · Lumiku Local";
+    $("h1", box).focus();
   }
 
   // ---------------------------------------------------------------- the reference photo
@@ -851,6 +862,8 @@
       const text = $("[data-download-text]", row);
       if (text) text.textContent = d ? `${event.progress}% · ${gb(d.bytesDone)} of ${gb(d.bytesTotal)} GB` : `${event.progress}%`;
     } else {
+      // "Download started" is no longer true once it failed: the row's error box says why
+      if (event.download?.status === "failed") dropToasts(`download:${event.modelKey}`);
       refreshModel(event.modelKey);
     }
   }

@@ -14,7 +14,6 @@ from litestar import Litestar, MediaType, Request, Response
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
 from . import __version__, data_folder, failpoints, generations, migrations, orphans, web
@@ -23,6 +22,7 @@ from .api import generations as generation_routes
 from .api import queue as queue_routes
 from .api import settings as settings_routes
 from .api.methods import RouterWithOptions, with_options
+from .api.schema_page import SchemaPage
 from .config import Settings
 from .db import connection, open_database
 from .downloads import DownloadManager
@@ -200,15 +200,7 @@ def create_app(settings: Settings) -> Litestar:
         title="Lumiku Local",
         version=__version__,
         path="/schema",
-        render_plugins=[
-            SwaggerRenderPlugin(
-                js_url="/assets/vendor/swagger-ui/swagger-ui-bundle.js",
-                css_url="/assets/vendor/swagger-ui/swagger-ui.css",
-                standalone_preset_js_url="/assets/vendor/swagger-ui/swagger-ui-standalone-preset.js",
-                path="/",
-                favicon="<link rel='icon' type='image/svg+xml' href='/assets/favicon.svg'>",
-            )
-        ],
+        render_plugins=[SchemaPage()],
     )
     route_handlers: list[Any] = [web.router(), static]
     api_modules = (

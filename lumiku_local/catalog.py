@@ -10,6 +10,17 @@ APP_ID = "avatar-creator"
 INSTANT_MODEL_KEY = "avatar-creator:instant"
 DEFAULT_STYLE = "adventurer"
 TIER_ORDER = {"free": 0, "basic": 1, "pro": 2}
+# What the model badges say, from the credits an image costs (no model is free: the tier names
+# are the catalog's ordering, not a price): (most credits, band, label), cheapest first
+PRICE_BANDS = ((2, "low", "Low cost"), (6, "standard", "Standard"), (None, "premium", "Premium"))
+
+
+def price_band(credit_cost: int) -> tuple[str, str]:
+    """The badge of a model costing `credit_cost` credits per image: (band, label)."""
+    for most, band, label in PRICE_BANDS:
+        if most is None or credit_cost <= most:
+            return band, label
+    raise AssertionError("the last band has no limit")
 
 
 def dicebear_styles() -> list[str]:

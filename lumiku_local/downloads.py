@@ -191,7 +191,11 @@ class DownloadManager:
             except hub_download.DownloadCancelled:
                 status = "downloading" if active.stopping else "canceled"
                 message = None if active.stopping else "Download canceled."
-            except (hub_download.GatedModelError, hub_download.DiskFullError) as exc:
+            except (
+                hub_download.GatedModelError,
+                hub_download.DiskFullError,
+                hub_download.HubUnreachable,  # says what to do in full, for any model
+            ) as exc:
                 status, message = "failed", str(exc)
             except hub_download.DownloadFailed as exc:
                 status, message = "failed", f"Downloading {name} failed: {exc}"
@@ -263,6 +267,10 @@ class DownloadManager:
             "downloading": active is not None,
             "progress": 100.0 if installed else round(100.0 * done / total, 1) if total else 0.0,
             "sizeBytes": total if model.provider == "diffusers" else 0,
+            # why it could not make images here even once downloaded (no torch), or None
+            "cannotRun": self.engine.unavailable_reason()
+            if model.provider == "diffusers"
+            else None,
             "download": None
             if row is None
             else {

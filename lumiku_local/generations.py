@@ -16,7 +16,7 @@ from typing import Any
 
 from peewee import IntegrityError, fn
 
-from . import credits, failpoints, file_deletions, references, storage
+from . import credits, failpoints, file_deletions, names, references, storage
 from .catalog import TIER_ORDER
 from .db import database, tuples, utcnow, write_transaction
 from .engines import EngineJob, PermanentEngineError, Variation, engine_for
@@ -38,6 +38,7 @@ APP_ID = "avatar-creator"
 MAX_COUNT = 8
 MAX_PROMPT = 2000
 MAX_SEED = 2**31 - 1
+AVATAR_NAME_CHARACTERS = 60  # of the prompt, when a generation has no name: cut at a word
 CLOCK_SLACK_SECONDS = 1.0  # a retry this much further ahead than its backoff: the clock moved
 
 
@@ -742,7 +743,7 @@ def variations_of(generation: AvatarGeneration) -> list[Variation]:
 
 
 def _avatar_name(generation: AvatarGeneration, variation: Variation) -> str:
-    base = generation.name or generation.prompt[:60]
+    base = generation.name or names.shorten(generation.prompt, AVATAR_NAME_CHARACTERS)
     return f"{base} {variation.label}" if variation.label else base
 
 

@@ -45,6 +45,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 log = logging.getLogger("lumiku.hub_download")
+DEFAULT_ENDPOINT = "https://huggingface.co"
 
 AllowPatterns = str | Sequence[str] | Callable[[list[str]], Iterable[str]] | None
 """Which repo files to fetch: glob patterns as in ``snapshot_download(allow_patterns=...)``
@@ -98,6 +99,11 @@ class DiskFullError(Exception):
 
 class DownloadFailed(Exception):
     """Any other failure, with a message meant for the user."""
+
+
+class HubUnreachable(DownloadFailed):
+    """The Hub could not be reached (network, DNS, timeout): a cached copy may do. Its
+    message is whole (no errno): shown as it is."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,11 +286,11 @@ def _prepare(
         )
     try:
         listing = _fetch_listing(repo_id, revision, endpoint, token)
-    except _Unreachable as exc:
+    except HubUnreachable as exc:
         if is_cached(repo_id, cache_dir=cache, allow_patterns=allow_patterns, revision=revision):
             log.warning("Hugging Face unreachable; using the cached %s", repo_id)
             return _Part(repo_id, storage, _cached_snapshot(storage, revision), None, [], None)
-        raise DownloadFailed(str(exc)) from exc.__cause__
+        raise HubUnreachable(str(exc)) from exc.__cause__
     wanted = _select(listing.files, allow_patterns)
     if not wanted:
         raise DownloadFailed(f"No file of {repo_id} matches {_describe(allow_patterns)}.")
@@ -523,10 +529,6 @@ class _File:
 class _Listing:
     sha: str
     files: dict[str, _File]
-
-
-class _Unreachable(DownloadFailed):
-    """The Hub could not be reached (network, DNS, timeout): a cached copy may do."""
 
 
 def _fetch_listing(
@@ -1076,7 +1078,7 @@ class _Job:
         ):
             raise
         except httpx2.TransportError as exc:  # connection lost, timeout, refused, ...
-            raise _Retry(received > 0, _short(exc)) from exc
+            raise _Retry(received > 0, _transport_words(exc)) from exc
         except HfHubHTTPError as exc:  # before OSError: huggingface_hub's errors are OSErrors
             status = exc.response.status_code if exc.response is not None else None
             if status in _RETRY_STATUS:
@@ -1145,6 +1147,27 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 def _range_starts_at(response: Any, offset: int) -> bool:
     match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
     return match is not None and int(match.group(1)) == offset
+
+
+def unreachable_message(endpoint: str | None = None) -> str:
+    """What a person reads when Hugging Face cannot be reached: what to do, no errno."""
+    where = "" if not endpoint or endpoint.rstrip("/") == DEFAULT_ENDPOINT else f" at {endpoint}"
+    return (
+        f"Lumiku cannot reach Hugging Face{where}: check your internet connection, then try "
+        "again. Downloads continue where they stopped."
+    )
+
+
+def _transport_words(exc: BaseException) -> str:
+    """A network failure in words (the raw error, an errno, goes to the log)."""
+    import httpx2
+
+    log.warning("connection to Hugging Face: %s", _short(exc))
+    if isinstance(exc, httpx2.TimeoutException):
+        return "no answer in time"
+    if isinstance(exc, httpx2.ConnectError):
+        return "Hugging Face could not be reached"
+    return "the connection broke off"
 
 
 def _short(exc: BaseException) -> str:
@@ -1232,10 +1255,8 @@ def _translate(exc: BaseException, repo_id: str, endpoint: str | None, revision:
     if isinstance(exc, RemoteEntryNotFoundError):
         return DownloadFailed(f"A file listed for {repo_id} is missing on Hugging Face: {exc}")
     if isinstance(exc, httpx2.TransportError):
-        return _Unreachable(
-            f"Could not reach Hugging Face at {base} ({_short(exc)}). Check your internet "
-            "connection and try again; downloads continue where they stopped."
-        )
+        log.warning("Hugging Face at %s unreachable: %s", base, _short(exc))
+        return HubUnreachable(unreachable_message(base))
     if isinstance(exc, HfHubHTTPError):
         return DownloadFailed(
             f"Hugging Face answered HTTP {status} for {repo_id}. Try again in a few minutes."

@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import File
 
-from .. import avatars
+from .. import avatars, names
 from . import blocking, shapes
 from .answers import change_errors, errors
 from .strict_input import Body
@@ -65,12 +65,17 @@ def update_avatar(
 @blocking
 def avatar_image(state: State, avatar_id: FromPath[str], download: FromQuery[bool] = False) -> File:
     path = avatars.file_path(state.runtime, avatar_id, thumbnail=False)
+    avatar = avatars.get_live(avatar_id)
+    file_name = names.avatar_file_name(
+        avatar.project.name, avatar.name, avatar.variation_key, avatar.seed
+    )
+    disposition = names.content_disposition(file_name, attachment=download)
     return File(
         path,
         media_type="image/png",
-        filename=f"avatar-{avatar_id}.png",
+        filename=file_name,
         content_disposition_type="attachment" if download else "inline",
-        headers=CACHE,
+        headers={**CACHE, "content-disposition": disposition},
     )
 
 

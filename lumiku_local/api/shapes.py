@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import generations, references
+from .. import catalog, generations, references
 from ..db import dicts, iso
 from ..models import (
     AIModel,
@@ -185,6 +185,8 @@ def ai_model(row: AIModel, downloads: Any = None) -> dict[str, Any]:
         "provider": row.provider,
         "tier": row.tier,
         "creditCost": row.credit_cost,
+        "priceBand": catalog.price_band(row.credit_cost)[0],
+        "priceLabel": catalog.price_band(row.credit_cost)[1],
         "enabled": row.enabled,
         "deadlineSeconds": row.deadline_seconds,
         "capabilities": row.capabilities,

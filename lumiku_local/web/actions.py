@@ -30,10 +30,14 @@ Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED
 INT_LIMIT = 2**31 - 1
 
 
-def _toast(message: str, kind: str = "success") -> dict[str, str]:
+def _toast(message: str, kind: str = "success", key: str | None = None) -> dict[str, str]:
     """The HX-Trigger header that shows a toast. JSON with \\u escapes: header values are
-    latin-1, and names and messages are not (curly quotes, emoji, U+202F in file names)."""
-    event = {"lumiku:toast": {"message": message, "kind": kind}}
+    latin-1, and names and messages are not (curly quotes, emoji, U+202F in file names).
+    `key`: what the toast is about, so the page can take it back when that changes."""
+    toast: dict[str, str] = {"message": message, "kind": kind}
+    if key:
+        toast["key"] = key
+    event = {"lumiku:toast": toast}
     return {"HX-Trigger": json.dumps(event, ensure_ascii=True)}
 
 
@@ -204,7 +208,15 @@ def _model_fragment(state: State, key: str, message: str, kind: str = "success")
 @blocking
 def download_model(state: State, key: FromPath[str]) -> Template:
     state.downloads.start(key)
-    return _model_fragment(state, key, "Download started. You can keep working meanwhile.")
+    model = shapes.ai_model(AIModel.get_by_id(key), state.downloads)
+    # offline, it can fail before this answer: the row's error box is then the one message
+    started = model["downloading"] or model["installed"]
+    headers = (
+        _toast("Download started. You can keep working meanwhile.", key=f"download:{key}")
+        if started
+        else {}
+    )
+    return fragment("_model.html", {"model": model}, headers)
 
 
 @post("/ui/models/{key:str}/cancel", include_in_schema=False, status_code=200)

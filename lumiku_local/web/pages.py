@@ -14,7 +14,17 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 from peewee import fn
 
-from .. import avatars, catalog, credits, generations, hardware, projects, references, style_samples
+from .. import (
+    avatars,
+    catalog,
+    credits,
+    generations,
+    hardware,
+    names,
+    projects,
+    references,
+    style_samples,
+)
 from ..api import blocking, shapes
 from ..api.health import last_heartbeat
 from ..db import tuples, utcnow
@@ -39,6 +49,7 @@ log = logging.getLogger("lumiku.web")
 RECENT_GENERATIONS = 20
 PROJECT_PAGE = 48  # cards per page: a multiple of the grid's 2, 3 and 4 columns
 LEDGER_PAGE = 50
+LEDGER_PROMPT_CHARACTERS = 70  # of a generation's prompt on the credits page
 
 
 def _page(state: State, name: str, nav: str = "", **context: Any) -> Template:
@@ -212,11 +223,16 @@ def generation_page(state: State, generation_id: FromPath[str]) -> Template:
     project = AvatarProject.get_by_id(row.project_id)
     generation = cards.card(row)
     reference_id = (generation.get("reference") or {}).get("avatarId")
+    model = AIModel.get_or_none(AIModel.key == row.model_id)
+    preset_id = (row.options or {}).get("presetId")
+    preset = AvatarPreset.get_or_none(AvatarPreset.id == preset_id) if preset_id else None
     return _page(
         state,
         "generation.html",
         nav="projects",
         generation=generation,
+        model_name=model.name if model else row.model_id,
+        preset_name=preset.name if preset else None,
         project=shapes.project(project),
         project_deleted=project.deleted_at is not None,
         reference_avatar_live=bool(reference_id)
@@ -245,6 +261,10 @@ def avatar_page(state: State, avatar_id: FromPath[str]) -> Template:
         project=shapes.project(project),
         model_name=model.name if model else avatar.model_key,
         generation=generation,
+        variation=names.variation_label(avatar.variation_key),
+        file_name=names.avatar_file_name(
+            project.name, avatar.name, avatar.variation_key, avatar.seed
+        ),
         pose=Pose.get_or_none(Pose.id == avatar.pose_id) if avatar.pose_id else None,
     )
 
@@ -278,21 +298,36 @@ def credits_page(state: State, page: FromQuery[int] = 1) -> Template:
     page_number = min(page_number, pages)
     entries = list(query.order_by(CreditLedger.id.desc()).paginate(page_number, LEDGER_PAGE))
     generation_ids = {entry.generation_id for entry in entries if entry.generation_id}
-    project_of: dict[str | None, str] = dict(
-        tuples(
-            AvatarGeneration.select(AvatarGeneration.id, AvatarGeneration.project).where(
-                AvatarGeneration.id.in_(generation_ids)
+    about: dict[str, dict[str, Any]] = {
+        generation_id: {
+            "projectId": project_id,
+            "projectName": project_name,
+            "projectDeleted": deleted_at is not None,
+            "prompt": names.shorten(prompt, LEDGER_PROMPT_CHARACTERS),
+        }
+        for generation_id, project_id, project_name, deleted_at, prompt in tuples(
+            AvatarGeneration.select(
+                AvatarGeneration.id,
+                AvatarProject.id,
+                AvatarProject.name,
+                AvatarProject.deleted_at,
+                AvatarGeneration.prompt,
             )
+            .join(AvatarProject)
+            .where(AvatarGeneration.id.in_(generation_ids))
         )
-    )
+    }
+    rows = []
+    for entry in entries:
+        row = {**shapes.ledger_entry(entry), **about.get(entry.generation_id or "", {})}
+        # the badge says "Refund" already: "Refund: 3 of 8 images…" would say it twice
+        row["description"] = (row["description"] or "").removeprefix("Refund: ")
+        rows.append(row)
     return _page(
         state,
         "credits.html",
         nav="credits",
-        entries=[
-            {**shapes.ledger_entry(e), "projectId": project_of.get(e.generation_id)}
-            for e in entries
-        ],
+        entries=rows,
         page_number=page_number,
         pages=pages,
         total=total,

@@ -18,6 +18,7 @@ from litestar.static_files import create_static_files_router
 
 from . import __version__, data_folder, failpoints, generations, migrations, orphans, web
 from .api import admin, avatars, credits, events, health, models, poses, projects, strict_input
+from .api import exports as export_routes
 from .api import generations as generation_routes
 from .api import queue as queue_routes
 from .api import settings as settings_routes
@@ -211,6 +212,7 @@ def create_app(settings: Settings) -> Litestar:
         generation_routes,
         poses,
         avatars,
+        export_routes,
         events,
         admin,
         settings_routes,

@@ -1,9 +1,13 @@
 """Exports: avatars' PNGs and a manifest as one zip, streamed in chunks as it is written.
 
-`plan` decides, before a byte is sent, what can go (a file missing from the data folder is
-listed in the manifest, not fatal; nothing at all is a 404); `stream` then writes the zip with
-the standard library onto a write buffer whose contents are yielded and cleared, reading each
-PNG in chunks, so an export of hundreds of images holds one chunk at a time.
+One code path for both apps: the Pose Generator's batches and chosen avatars, the Avatar
+Creator's selections and profile pictures. `plan` (the stored PNGs) and `plan_profile` (PNGs
+made at profile sizes, square or round, without their background where the engine can) decide,
+before a byte is sent, what can go: a file missing from the data folder is listed in the
+manifest, not fatal; nothing at all is a 404. `stream` then writes the zip with the standard
+library onto a write buffer whose contents are yielded and cleared, reading each PNG in chunks
+and making each profile PNG only when its turn comes, so an export of hundreds of images holds
+one image at a time.
 """
 
 from __future__ import annotations
@@ -12,24 +16,30 @@ import datetime as dt
 import hashlib
 import io
 import json
+import logging
 import re
 import unicodedata
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from . import clock, storage
-from .errors import NotFound
+from . import clock, profile_images, storage
+from .errors import InvalidInput, NotFound
+from .profile_images import Profile, ProfileImage
 
 if TYPE_CHECKING:  # Litestar loads with the app, not with a CLI that only writes a zip
     from litestar.response import Stream
 
+log = logging.getLogger("lumiku.exports")
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "lumiku-export/1"
 CHUNK_BYTES = 64 * 1024
+MAX_AVATARS = 500  # in one export of the Avatar Creator's
+_PROJECT_CHARACTERS = 24  # of the project's name in a profile PNG's name
+_NOT_IN_A_FILE_NAME = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
 _SLUG_CHARACTERS = 40  # of a name or a variation key: names stay well under Windows' 255
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
@@ -41,15 +51,18 @@ class Entry:
 
     name: str
     path: Path
-    file_size: int
+    file_size: int  # of the file as stored (0 for a PNG made while streaming)
     created_at: dt.datetime | None
     details: dict[str, Any]  # the manifest's fields but name, sha256 and bytes
+    image: ProfileImage | None = None  # made from the file, not sent as stored
 
 
 @dataclass(frozen=True)
 class Export:
     entries: tuple[Entry, ...]
     missing: tuple[dict[str, Any], ...]  # avatars whose file is not there, with the reason
+    profile: Profile | None = None
+    filename: str = "avatars.zip"  # what the download is called
 
 
 def _field(row: Any, name: str) -> Any:
@@ -123,6 +136,119 @@ def plan(files_dir: Path, avatar_rows: Iterable[Any]) -> Export:
     return Export(tuple(entries), tuple(missing))
 
 
+def chosen(avatar_ids: Sequence[str]) -> list[Any]:
+    """The live avatars with these ids, in the order given, each once; NotFound naming every
+    unknown or deleted one, so nothing is sent."""
+    from .models import Avatar
+
+    wanted = list(dict.fromkeys(avatar_ids))
+    rows = {row.id: row for row in Avatar.select().where(Avatar.id.in_(wanted))}
+    if unknown := [i for i in wanted if i not in rows or rows[i].deleted_at is not None]:
+        named = ", ".join(repr(i) for i in unknown[:5]) + (" and more" if unknown[5:] else "")
+        noun = "the id" if len(unknown) == 1 else "the ids"
+        raise NotFound(f"No live avatar has {noun} {named}; nothing was exported.")
+    return [rows[i] for i in wanted]
+
+
+def for_avatars(files_dir: Path, avatar_ids: Sequence[str], profile: Profile) -> Export:
+    """The Avatar Creator's export (the API's and the pages'): 1 to MAX_AVATARS live avatars,
+    as stored or as `profile` asks; an avatar that cannot lose its background when asked to
+    is refused (422, naming it and why), never sent with it."""
+    if not 1 <= len(set(avatar_ids)) <= MAX_AVATARS:
+        raise InvalidInput(f"Choose between 1 and {MAX_AVATARS} avatars to export.")
+    rows = chosen(avatar_ids)
+    export = (
+        plan(files_dir, rows) if profile.is_original else plan_profile(files_dir, rows, profile)
+    )
+    return replace(export, filename=zip_filename(rows, profile))
+
+
+def plan_profile(files_dir: Path, rows: Sequence[Any], profile: Profile) -> Export:
+    """A PNG per avatar and size (or one at its own size), each made while streaming."""
+    from .models import AvatarProject
+
+    redraws: dict[str, profile_images.Redraw] = {}
+    if profile.background == "transparent":
+        refused = []
+        for row in rows:
+            redraw = profile_images.redraw_for(row, files_dir)
+            if isinstance(redraw, str):
+                refused.append(f"{row.name!r} ({row.id}) cannot lose its background: {redraw}")
+            else:
+                redraws[row.id] = redraw
+        if refused:
+            raise InvalidInput(
+                "; ".join(refused[:5])
+                + (f"; and {len(refused) - 5} more" if refused[5:] else "")
+                + ". Nothing was exported; keep their background or leave them out.",
+                code="background_kept",
+            )
+    project_names = {
+        project.id: project.name
+        for project in AvatarProject.select().where(
+            AvatarProject.id.in_({row.project_id for row in rows})
+        )
+    }
+    by_id = {row.id: row for row in rows}
+    base = plan(files_dir, rows)
+    entries: list[Entry] = []
+    taken: set[str] = set()
+    for stored in base.entries:
+        row_id = stored.details["avatarId"]
+        row = by_id[row_id]
+        own_side = min(row.width, row.height)
+        for size in profile.sizes or (None,):
+            side = size or own_side
+            image = ProfileImage(size, profile.shape, redraws.get(row_id), row.face_box)
+            name = _unique(
+                _profile_name(project_names.get(row.project_id), stored.details, side, profile),
+                taken,
+            )
+            details = {
+                **stored.details,
+                "width": side,
+                "height": side,
+                "sourceWidth": row.width,
+                "sourceHeight": row.height,
+                "shape": profile.shape,
+                "background": profile.background,
+            }
+            entries.append(replace(stored, name=name, file_size=0, details=details, image=image))
+    return Export(tuple(entries), base.missing, profile)
+
+
+def _profile_name(project: str | None, details: dict[str, Any], side: int, profile: Profile) -> str:
+    """Project, name, variation and size, in words a file system takes everywhere."""
+    project_words = slug(project, "")[:_PROJECT_CHARACTERS].rstrip("-")
+    variation = slug(details["variationKey"], "" if details["generationId"] else "upload")
+    shape = "circle" if profile.shape == "circle" else ""
+    words = (project_words, slug(details["avatarName"], "avatar"), variation, f"{side}px", shape)
+    return "-".join(word for word in words if word) + ".png"
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """The name, or the name with -2, -3... when another file has it (case aside)."""
+    stem, candidate, number = name.removesuffix(".png"), name, 1
+    while candidate.casefold() in taken:
+        number += 1
+        candidate = f"{stem}-{number}.png"
+    taken.add(candidate.casefold())
+    return candidate
+
+
+def zip_filename(rows: Sequence[Any], profile: Profile) -> str:
+    """What the download is called: the project and the avatar, or how many there are."""
+    from .models import AvatarProject
+
+    projects = {row.project_id for row in rows}
+    project = AvatarProject.get_or_none(AvatarProject.id == next(iter(projects)))
+    place = project.name if project is not None and len(projects) == 1 else "Lumiku"
+    what = rows[0].name if len(rows) == 1 else f"{len(rows)} avatars"
+    kind = " profile pictures" if profile.sizes or not profile.is_original else ""
+    readable = _NOT_IN_A_FILE_NAME.sub("-", f"{place} - {what}{kind}").strip(" .-")
+    return f"{readable[:120].rstrip(' .-') or 'avatars'}.zip"
+
+
 class _WriteBuffer(io.RawIOBase):
     """A write-only, non-seekable file for ZipFile: what it is given waits here until taken."""
 
@@ -163,6 +289,11 @@ def stream(export: Export) -> Iterator[bytes]:
     missing = list(export.missing)
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         for entry in export.entries:
+            if entry.image is not None:
+                record = _made(archive, entry)
+                (missing if "reason" in record else files).append(record)
+                yield buffer.take()
+                continue
             try:
                 source = entry.path.open("rb")
             except OSError:
@@ -194,17 +325,44 @@ def stream(export: Export) -> Iterator[bytes]:
                 missing.append({**record, "reason": "The image file could not be read to its end."})
             else:
                 files.append(record)
-        manifest = {
+        manifest: dict[str, Any] = {
             "format": MANIFEST_FORMAT,
             "exportedAt": f"{clock.utcnow().isoformat()}Z",
             "count": len(files),
             "files": files,
             "missing": missing,
         }
+        if export.profile is not None:
+            manifest["profile"] = export.profile.describe()
         archive.writestr(
             _zip_info(MANIFEST, None, 0), json.dumps(manifest, indent=2, ensure_ascii=False)
         )
     yield buffer.take()
+
+
+def _made(archive: zipfile.ZipFile, entry: Entry) -> dict[str, Any]:
+    """Make a profile PNG and add it to the archive: its manifest record, or, when it could not
+    be made (its file went, the renderer failed), the record with the reason."""
+    assert entry.image is not None
+    notes = {
+        "lumiku_export_size": str(entry.details["width"]),
+        "lumiku_export_shape": entry.image.shape,
+        "lumiku_export_background": "transparent" if entry.image.redraw else "keep",
+    }
+    try:
+        png = profile_images.render(entry.path, entry.image, notes)
+    except Exception as exc:  # a download under way is not failed for one image
+        log.warning("export: %s could not be made: %s", entry.name, exc)
+        return {"name": entry.name, **entry.details, "reason": "The image could not be made."}
+    with archive.open(_zip_info(entry.name, entry.created_at, len(png)), "w") as target:
+        for start in range(0, len(png), CHUNK_BYTES):
+            target.write(png[start : start + CHUNK_BYTES])
+    return {
+        "name": entry.name,
+        **entry.details,
+        "sha256": hashlib.sha256(png).hexdigest(),
+        "bytes": len(png),
+    }
 
 
 def content_disposition(filename: str) -> str:

@@ -12,7 +12,6 @@ from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
 from litestar.response import Response, Stream
 
 from .. import exports, generations, pose_generations, poses
-from ..errors import NotFound
 from ..models import Avatar
 from . import blocking, in_thread, shapes
 from .answers import change_errors, errors
@@ -173,12 +172,9 @@ def export_pose_generation(state: State, generation_id: FromPath[str]) -> Stream
 def export_avatars(state: State, data: JSONBody[ExportBody]) -> Stream:
     """Chosen avatars as one zip, streamed: their PNGs (with parameters) and a manifest.json;
     an unknown or deleted id is a 404 naming it, and nothing is sent."""
-    wanted = list(dict.fromkeys(data.avatar_ids))
-    rows = {row.id: row for row in Avatar.select().where(Avatar.id.in_(wanted))}
-    if unknown := [i for i in wanted if i not in rows or rows[i].deleted_at is not None]:
-        raise NotFound(f"No live avatar has the id {unknown[0]!r}; nothing was exported.")
-    export = exports.plan(state.runtime.settings.files_dir, [rows[i] for i in wanted])
-    return exports.response(export, f"avatars-{len(wanted)}.zip")
+    rows = exports.chosen(data.avatar_ids)
+    export = exports.plan(state.runtime.settings.files_dir, rows)
+    return exports.response(export, f"avatars-{len(rows)}.zip")
 
 
 routes = [

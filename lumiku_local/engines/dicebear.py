@@ -34,6 +34,16 @@ FONT_STACK = "Segoe UI, Helvetica Neue, Arial, DejaVu Sans, Liberation Sans, san
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 SEED_MAX_LENGTH = 1024  # DiceBear's options schema: `/seed maxLength`
 WARM_UP_DELAY = 1.0  # seconds after a project page asked for the render processes
+# styles that look wrong drawn without their background (render_png(background=False)), and why
+_BLENDS = "blends its drawing with the background colour"
+CANNOT_LOSE_BACKGROUND = {
+    **dict.fromkeys(
+        ("disco", "icons", "initial-face", "initials", "loops", "shape-grid", "stripes"), _BLENDS
+    ),
+    "triangles": _BLENDS,
+    "glass": "fills the whole square: it has no background to leave out",
+    "glyphs": "fills the whole square: it has no background to leave out",
+}
 
 _per_thread = threading.local()  # resvg's Options may not cross threads
 
@@ -100,9 +110,11 @@ class DiceBearEngine:
         height: int,
         look: Look | None = None,
         likeness: float = 0.0,
+        background: bool = True,
     ) -> bytes:
         """One image, rendered in this process (the worker processes call this); with a
-        photo's `look`, its colours `likeness` of the way from the seed's."""
+        photo's `look`, its colours `likeness` of the way from the seed's; without its
+        `background`, transparent around the figure."""
         from dicebear import Avatar
         from dicebear.errors import OptionsValidationError
 
@@ -115,17 +127,30 @@ class DiceBearEngine:
         try:
             if look is not None:
                 options |= lookalike.colour_options(style_name, style, options, look, likeness)
-            avatar = Avatar(style, options)
+            svg = Avatar(style, options).to_string() if background else _bare_svg(style, options)
         except OptionsValidationError as exc:  # the same options fail every time
             raise PermanentEngineError(f"The Instant engine cannot draw this: {exc}.") from None
-        svg = avatar.to_string()
         needs_fonts = style_name in self._needs_fonts
         if needs_fonts:  # DiceBear asks for `system-ui`, a name resvg does not resolve
             svg = svg.replace('font-family="system-ui"', f'font-family="{FONT_STACK}"')
         png = _rasterise(svg, needs_fonts)
         if width == height:
             return png
-        return _pad(png, width, height)
+        return _pad(png, width, height, background)
+
+    def redraw_png(
+        self,
+        style_name: str,
+        seed: str,
+        width: int,
+        height: int,
+        look: Look | None,
+        likeness: float,
+        background: bool,
+    ) -> bytes:
+        """An image drawn again as it was made, at another size or without its background
+        (profile exports), in a render process."""
+        return self.pool.run(_render, style_name, seed, width, height, look, likeness, background)
 
     def generate(
         self, job: EngineJob, on_image: OnImage, on_progress: OnProgress, cancelled: Cancelled
@@ -277,9 +302,12 @@ def _render(
     height: int,
     look: Look | None = None,
     likeness: float = 0.0,
+    background: bool = True,
 ) -> bytes:
     try:
-        return _local_engine().render_png(style_name, seed, width, height, look, likeness)
+        return _local_engine().render_png(
+            style_name, seed, width, height, look, likeness, background
+        )
     except PermanentEngineError:
         raise
     except Exception as exc:  # sent back pickled: DiceBear's own errors do not unpickle
@@ -332,12 +360,29 @@ def _render_pose_prepared(
     return storage.prepare_png(add_parameters(out.getvalue(), parameters))
 
 
-def _pad(png: bytes, width: int, height: int) -> bytes:
-    """DiceBear art is square: centre it on a canvas of its own background colour."""
+def _bare_svg(style: Any, options: dict[str, Any]) -> str:
+    """The avatar without its background `<rect>`. DiceBear's picks are keyed by name, not
+    drawn in order, and the resolver is the same: every other colour and part (one chosen to
+    contrast with the background too) is what the seed gives with the background."""
+    from dicebear.options import Options
+    from dicebear.renderer import Renderer
+    from dicebear.resolver import Resolver
+
+    class WithoutBackground(Renderer):
+        def _render_background(self, canvas: Any) -> str:
+            return ""
+
+    return WithoutBackground(style, Resolver(style, Options(options))).render()
+
+
+def _pad(png: bytes, width: int, height: int, background: bool = True) -> bytes:
+    """DiceBear art is square: centre it on a canvas of its own background colour (or on
+    nothing, when it has none)."""
     from PIL import Image
 
     square = Image.open(io.BytesIO(png)).convert("RGBA")
-    canvas = Image.new("RGBA", (width, height), square.getpixel((0, 0)))
+    fill = square.getpixel((0, 0)) if background else (0, 0, 0, 0)
+    canvas = Image.new("RGBA", (width, height), fill)
     canvas.paste(square, ((width - square.width) // 2, (height - square.height) // 2))
     out = io.BytesIO()
     canvas.save(out, "PNG")

@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from . import face_box as boxes
-from . import file_deletions, storage
+from . import storage
 from .db import utcnow, write_transaction
 from .engines.base import FaceBox
-from .errors import InvalidInput, NotFound
+from .errors import Conflict, InvalidInput, NotFound
 from .generations import live_project
 from .models import Avatar, AvatarProject, AvatarUsageHistory
-from .projects import avatar_files
 from .runtime import Runtime
 
 MAX_NAME = 120
@@ -85,13 +84,13 @@ def update(
     avatar_id: str,
     face_box: dict[str, Any] | None = None,
     name: str | None = None,
+    favorite: bool | None = None,
 ) -> Avatar:
-    """Rename an avatar or set its face square (the user's, on the photo); 422 changes nothing.
-
-    Generations already submitted keep the square they copied."""
+    """Rename an avatar, mark it a favourite or set its face square (the user's, on the photo);
+    422 changes nothing. Generations already submitted keep the square they copied."""
     with write_transaction():
         avatar = get_live(avatar_id)
-        changed = []
+        changed: list[Any] = []
         if name is not None:
             name = name.strip()
             if not name or len(name) > MAX_NAME:
@@ -102,6 +101,9 @@ def update(
             box = boxes.from_user(face_box, avatar.width, avatar.height)
             avatar.face_box = boxes.as_json(box)
             changed.append(Avatar.face_box)
+        if favorite is not None:
+            avatar.favorite = favorite
+            changed.append(Avatar.favorite)
         if changed:
             avatar.save(only=changed)
     return avatar
@@ -116,18 +118,98 @@ def file_path(runtime: Runtime, avatar_id: str, thumbnail: bool) -> Path:
     return path
 
 
+MAX_IDS = 1000  # avatars one bulk delete or restore names
+
+
 def delete(runtime: Runtime, avatar_id: str) -> None:
-    """Soft-delete the row (it still counts as delivered), then remove its files once that has
-    committed."""
+    """Move the avatar to the trash: the row (still counted as delivered) and its files stay
+    until the trash is emptied, so a delete can be undone (`restore`)."""
+    delete_many(runtime, [avatar_id])
+
+
+def delete_many(runtime: Runtime, avatar_ids: list[str]) -> int:
+    """Move these live avatars to the trash in one transaction; 404 naming any that is unknown
+    or already deleted, and then nothing changes."""
+    wanted = _checked_ids(avatar_ids)
     with write_transaction():
-        avatar = get_live(avatar_id)
-        avatar.deleted_at = utcnow()
-        avatar.save(only=[Avatar.deleted_at])
-        AvatarUsageHistory.create(
-            user=avatar.user_id,
-            project=avatar.project_id,
-            avatar=avatar,
-            action="delete",
+        rows = _rows(wanted)
+        if gone := [i for i in wanted if i not in rows or rows[i].deleted_at is not None]:
+            raise NotFound(_naming("No live avatar has the id", gone), code="avatar_not_found")
+        now = utcnow()
+        Avatar.update(deleted_at=now).where(Avatar.id.in_(wanted)).execute()
+        AvatarUsageHistory.insert_many(
+            [
+                {
+                    "user": rows[i].user_id,
+                    "project": rows[i].project_id,
+                    "avatar": i,
+                    "action": "delete",
+                    "details": {},
+                }
+                for i in wanted
+            ]
+        ).execute()
+    return len(wanted)
+
+
+def restore(runtime: Runtime, avatar_id: str) -> Avatar:
+    """Take the avatar out of the trash; 409 when it is not there (live, or emptied)."""
+    restore_many(runtime, [avatar_id])
+    return Avatar.get_by_id(avatar_id)
+
+
+def restore_many(runtime: Runtime, avatar_ids: list[str]) -> int:
+    """Take these avatars out of the trash in one transaction (all or none)."""
+    wanted = _checked_ids(avatar_ids)
+    with write_transaction():
+        rows = _rows(wanted)
+        if unknown := [i for i in wanted if i not in rows]:
+            raise NotFound(_naming("No avatar has the id", unknown), code="avatar_not_found")
+        if purged := [i for i in wanted if rows[i].purged_at is not None]:
+            raise Conflict(
+                _naming("The trash was emptied; it no longer holds", purged), code="not_in_trash"
+            )
+        if live := [i for i in wanted if rows[i].deleted_at is None]:
+            raise Conflict(_naming("Not deleted, nothing to restore:", live), code="not_in_trash")
+        projects = {rows[i].project_id for i in wanted}
+        trashed = AvatarProject.select(AvatarProject.name).where(
+            AvatarProject.id.in_(sorted(projects)) & AvatarProject.deleted_at.is_null(False)
         )
-        file_deletions.record([avatar_files(avatar)])
-    file_deletions.carry_out_quietly(runtime.settings.files_dir)
+        if names := [project.name for project in trashed]:
+            raise Conflict(
+                f"Its project “{names[0]}” is deleted too: restore the project from the trash "
+                "first.",
+                code="project_deleted",
+            )
+        Avatar.update(deleted_at=None).where(Avatar.id.in_(wanted)).execute()
+        AvatarUsageHistory.insert_many(
+            [
+                {
+                    "user": rows[i].user_id,
+                    "project": rows[i].project_id,
+                    "avatar": i,
+                    "action": "restore",
+                    "details": {},
+                }
+                for i in wanted
+            ]
+        ).execute()
+    return len(wanted)
+
+
+def _checked_ids(avatar_ids: list[str]) -> list[str]:
+    wanted = list(dict.fromkeys(avatar_ids))  # in order, once each
+    if not wanted:
+        raise InvalidInput("Name at least one avatar in avatarIds.")
+    if len(wanted) > MAX_IDS:
+        raise InvalidInput(f"Name at most {MAX_IDS} avatars at once.")
+    return wanted
+
+
+def _rows(avatar_ids: list[str]) -> dict[str, Avatar]:
+    return {row.id: row for row in Avatar.select().where(Avatar.id.in_(avatar_ids))}
+
+
+def _naming(text: str, ids: list[str]) -> str:
+    shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+    return f"{text} {shown}."

@@ -48,6 +48,7 @@ class Settings:
     log_level: str = "info"
     tray: bool = True
     access_token: str = ""
+    trash_days: float = 30.0
 
     @property
     def database_path(self) -> Path:
@@ -164,6 +165,8 @@ def _validate(settings: Settings) -> None:
         "cuda:"
     ):
         raise SettingsError("device must be auto, cuda, cuda:N, mps or cpu")
+    if not 0 <= settings.trash_days <= 3650:
+        raise SettingsError("trash_days must be between 0 and 3650")
     if settings.max_attempts < 1:
         raise SettingsError("max_attempts must be at least 1")
     for name in ("lease_seconds", "reconcile_seconds", "wake_timeout_seconds"):

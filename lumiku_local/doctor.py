@@ -111,7 +111,7 @@ def ledger_problems() -> list[str]:
 
 def missing_files(settings: Settings) -> list[str]:
     missing = []
-    for avatar in Avatar.select().where(Avatar.deleted_at.is_null()):
+    for avatar in Avatar.select().where(Avatar.purged_at.is_null()):  # the trash keeps files
         for name in (avatar.image_file, avatar.thumbnail_file):
             if not storage.resolve(settings.files_dir, name).is_file():
                 missing.append(f"avatar {avatar.id}: {name} is missing")

@@ -35,12 +35,12 @@ def _chunks(names: list[str], size: int) -> Iterable[list[str]]:
 
 
 def names_in_use(names: Iterable[str]) -> set[str]:
-    """The names among `names` that a live avatar row still uses (identical content shares),
-    or a generation of a live project keeps as its reference photo."""
+    """The names among `names` that an avatar row still uses (live or in the trash; identical
+    content shares), or a generation of a live project keeps as its reference photo."""
     wanted = sorted(set(names))
     used: set[str] = set()
     for chunk in _chunks(wanted, _IN_CHUNK):
-        live = Avatar.deleted_at.is_null()
+        live = Avatar.purged_at.is_null()  # the trash keeps its files
         for image, thumbnail in tuples(
             Avatar.select(Avatar.image_file, Avatar.thumbnail_file).where(
                 live & (Avatar.image_file.in_(chunk) | Avatar.thumbnail_file.in_(chunk))

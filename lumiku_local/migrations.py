@@ -192,6 +192,30 @@ def m012_pose_models() -> None:
     refresh_catalog_capabilities()
 
 
+def m013_studio() -> None:
+    """The studio: favourites, a trash (deleted rows keep their files until it is emptied), and
+    an index for the gallery's pages. Rows deleted before this had their files removed then:
+    they count as emptied from the trash."""
+    present = {
+        table: {column.name for column in database.get_columns(table)}
+        for table in ("avatar", "avatar_project")
+    }
+    if "favorite" not in present["avatar"]:
+        # in one statement: a NOT NULL add_column rebuilds the table, which its foreign keys refuse
+        database.execute_sql("ALTER TABLE avatar ADD COLUMN favorite INTEGER NOT NULL DEFAULT 0")
+    for table in ("avatar", "avatar_project"):
+        if "purged_at" not in present[table]:
+            database.execute_sql(f"ALTER TABLE {table} ADD COLUMN purged_at DATETIME")
+        database.execute_sql(
+            f"UPDATE {table} SET purged_at = deleted_at "
+            "WHERE deleted_at IS NOT NULL AND purged_at IS NULL"
+        )
+    database.execute_sql(
+        "CREATE INDEX IF NOT EXISTS avatar_project_id_deleted_at_created_at_id "
+        "ON avatar (project_id, deleted_at, created_at, id)"
+    )
+
+
 def seed_poses() -> None:
     """Insert library poses that are missing; existing rows (an admin's) stay as they are."""
     for order, pose in enumerate(pose_library.poses()):
@@ -227,6 +251,7 @@ MIGRATIONS: list[Callable[[], None]] = [
     m010_generation_plan,
     m011_pose_library,
     m012_pose_models,
+    m013_studio,
 ]
 
 

@@ -96,7 +96,8 @@ class AvatarProject(BaseModel):
     description = TextField(default="")
     created_at = DateTimeField(default=utcnow, index=True)
     updated_at = DateTimeField(default=utcnow)
-    deleted_at = DateTimeField(null=True)
+    deleted_at = DateTimeField(null=True)  # in the trash: rows and files kept, restorable
+    purged_at = DateTimeField(null=True)  # the trash was emptied: its files are let go of
 
 
 class AvatarGeneration(BaseModel):
@@ -172,11 +173,18 @@ class Avatar(BaseModel):
     file_size = IntegerField()
     # the face square {x, y, size, source} in this image's pixels (face_box.py), or None
     face_box = JSONField(null=True)
+    favorite = BooleanField(default=False)
     created_at = DateTimeField(default=utcnow)
+    # in the trash (rows and files kept, restorable) until purged_at: the trash was emptied and
+    # its files let go of. A deleted avatar still counts as delivered.
     deleted_at = DateTimeField(null=True)
+    purged_at = DateTimeField(null=True)
 
     class Meta:
-        indexes = ((("generation", "variation_key"), True),)
+        indexes = (
+            (("generation", "variation_key"), True),
+            (("project", "deleted_at", "created_at", "id"), False),  # the gallery's pages
+        )
 
 
 class CreditLedger(BaseModel):

@@ -40,7 +40,7 @@ class SweepReport:
 
 def live_names() -> set[str]:
     rows = Avatar.select(Avatar.image_file, Avatar.thumbnail_file).where(
-        Avatar.deleted_at.is_null()
+        Avatar.purged_at.is_null()  # live or in the trash
     )
     kept = tuples(file_deletions.references_kept())
     return {name for pair in [*tuples(rows), *kept] for name in pair if name}

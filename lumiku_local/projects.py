@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from peewee import JOIN, fn
 
 from . import file_deletions, generations, storage
 from .db import dicts, tuples, utcnow, write_transaction
-from .errors import InvalidInput
-from .models import UNFINISHED_STATUSES, Avatar, AvatarGeneration, AvatarProject
+from .errors import Conflict, InvalidInput, NotFound
+from .models import UNFINISHED_STATUSES, Avatar, AvatarGeneration, AvatarProject, CreditLedger
 from .runtime import Runtime
 
 MAX_NAME = 120
@@ -55,7 +56,11 @@ class ProjectPage:
 
 
 def _cursor(project: AvatarProject) -> str:
-    mark = f"{project.updated_at.isoformat()}|{project.id}"
+    return _mark(project.updated_at, project.id)
+
+
+def _mark(moment: dt.datetime, row_id: str) -> str:
+    mark = f"{moment.isoformat()}|{row_id}"
     return base64.urlsafe_b64encode(mark.encode()).decode().rstrip("=")
 
 
@@ -112,9 +117,102 @@ def live_avatars(project_id: str) -> list[dict]:
     )
 
 
-def delete(runtime: Runtime, project_id: str) -> None:
-    """Soft-delete the project, finish its unfinished generations with refunds, then remove
-    its files once that has committed."""
+def live_photos(project_id: str) -> list[dict]:
+    """The project's live uploaded photos, newest first (what the reference picker offers)."""
+    return dicts(
+        Avatar.select()
+        .where(
+            (Avatar.project == project_id)
+            & Avatar.deleted_at.is_null()
+            & (Avatar.source == "upload")
+        )
+        .order_by(Avatar.created_at.desc(), Avatar.id.desc())
+    )
+
+
+GALLERY_PAGE = 60  # tiles per page: a multiple of the grid's 2, 3, 4, 5 and 6 columns
+ORDERS = ("newest", "oldest")
+SOURCES = ("upload", "generated")
+
+
+@dataclass(frozen=True)
+class AvatarFilter:
+    favorite: bool | None = None
+    source: str | None = None
+    generation_id: str | None = None
+    order: str = "newest"
+
+    def __post_init__(self) -> None:
+        if self.order not in ORDERS:
+            raise InvalidInput(f"order must be one of: {', '.join(ORDERS)}.", code="invalid_order")
+        if self.source is not None and self.source not in SOURCES:
+            raise InvalidInput(
+                f"source must be one of: {', '.join(SOURCES)}.", code="invalid_source"
+            )
+
+    def where(self, project_id: str) -> Any:
+        condition = (Avatar.project == project_id) & Avatar.deleted_at.is_null()
+        if self.favorite is not None:
+            condition &= Avatar.favorite == self.favorite
+        if self.source is not None:
+            condition &= Avatar.source == self.source
+        if self.generation_id is not None:
+            condition &= Avatar.generation == self.generation_id
+        return condition
+
+
+@dataclass(frozen=True)
+class AvatarPage:
+    avatars: list[dict[str, Any]]  # rows as dicts (shapes.avatar takes them)
+    next_cursor: str | None  # None on the last page
+
+
+def avatar_page(
+    project_id: str,
+    limit: int = GALLERY_PAGE,
+    cursor: str | None = None,
+    where: AvatarFilter | None = None,
+) -> AvatarPage:
+    """A page of the project's live avatars, newest (or oldest) first, filtered; the cursor
+    continues after the last. Keyset paging on (created_at, id) over an index: page 80 of a
+    5,000-avatar project costs what page 1 does."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}.", code="invalid_limit")
+    where = where or AvatarFilter()
+    condition = where.where(project_id)
+    newest = where.order == "newest"
+    if cursor:
+        created_at, avatar_id = _after(cursor)
+        if newest:
+            condition &= (Avatar.created_at < created_at) | (
+                (Avatar.created_at == created_at) & (Avatar.id < avatar_id)
+            )
+        else:
+            condition &= (Avatar.created_at > created_at) | (
+                (Avatar.created_at == created_at) & (Avatar.id > avatar_id)
+            )
+    sort = (
+        (Avatar.created_at.desc(), Avatar.id.desc())
+        if newest
+        else (Avatar.created_at.asc(), Avatar.id.asc())
+    )
+    rows = dicts(Avatar.select().where(condition).order_by(*sort).limit(limit + 1))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if rows else None
+    next_cursor = _mark(last["created_at"], last["id"]) if more and last else None
+    return AvatarPage(rows, next_cursor)
+
+
+def count_avatars(project_id: str, where: AvatarFilter | None = None) -> int:
+    """How many live avatars of the project the filter matches (the gallery's heading)."""
+    return Avatar.select().where((where or AvatarFilter()).where(project_id)).count()
+
+
+def delete(runtime: Runtime, project_id: str) -> int:
+    """Move the project and its avatars to the trash, finishing its unfinished generations with
+    refunds; return the credits this delete refunded. Rows and files stay until the trash is
+    emptied, so `restore` can undo it (canceled generations stay canceled)."""
     # One transaction: a generate request either commits before (and is canceled here) or
     # after (and finds the project gone); none can slip in between.
     with write_transaction():
@@ -137,14 +235,47 @@ def delete(runtime: Runtime, project_id: str) -> None:
                 "canceled",
                 "Canceled because its project was deleted. Undelivered images were refunded.",
             )
-        doomed = live_avatars(project.id)
+        refunded = (
+            CreditLedger.select(fn.COALESCE(fn.SUM(CreditLedger.amount), 0))
+            .where(CreditLedger.generation.in_(unfinished) & (CreditLedger.kind == "refund"))
+            .scalar()
+            if unfinished
+            else 0
+        )
+        # the avatars go with it, at the same moment: restoring the project brings back these,
+        # not the ones deleted on their own before
         Avatar.update(deleted_at=now).where(
             (Avatar.project == project.id) & Avatar.deleted_at.is_null()
         ).execute()
-        file_deletions.record(avatar_files(avatar) for avatar in doomed)
-        file_deletions.record(reference_files(project.id))  # the project's deleted: not kept
-    # files only after the rows are committed as deleted: a crash here leaves files to remove
+    # canceled generations let go of their reference copies unless an avatar (live or in the
+    # trash) has the same picture
     file_deletions.carry_out_quietly(runtime.settings.files_dir)
+    return int(refunded)
+
+
+def restore(runtime: Runtime, project_id: str) -> AvatarProject:
+    """Take the project out of the trash with the avatars deleted with it; 409 when it is not
+    in the trash (live, or the trash was emptied)."""
+    with write_transaction():
+        project = AvatarProject.get_or_none(AvatarProject.id == project_id)
+        if project is None:
+            raise NotFound("No project has that id.")
+        if project.purged_at is not None:
+            raise Conflict(
+                "The trash was emptied; this project can no longer be restored.",
+                code="not_in_trash",
+            )
+        if project.deleted_at is None:
+            raise Conflict("This project is not deleted; nothing to restore.", code="not_in_trash")
+        Avatar.update(deleted_at=None).where(
+            (Avatar.project == project.id)
+            & (Avatar.deleted_at == project.deleted_at)
+            & Avatar.purged_at.is_null()
+        ).execute()
+        project.deleted_at = None
+        project.updated_at = utcnow()
+        project.save(only=[AvatarProject.deleted_at, AvatarProject.updated_at])
+    return project
 
 
 def reference_files(project_id: str) -> list[storage.StoredImage]:

@@ -310,7 +310,7 @@ def still_kept(generations: list[AvatarGeneration]) -> set[str]:
         name
         for (name,) in tuples(
             Avatar.select(Avatar.image_file).where(
-                Avatar.image_file.in_(sorted(names)) & Avatar.deleted_at.is_null()
+                Avatar.image_file.in_(sorted(names)) & Avatar.purged_at.is_null()
             )
         )
     }

@@ -82,8 +82,9 @@ def new_project(server: Server, name: str, images: int) -> str:
 def test_kill_as_soon_as_a_deleted_projects_file_vanishes_leaves_no_row_without_file(
     servers, tmp_path
 ):
-    """Files go only after the rows are committed as deleted: the moment the first one vanishes,
-    the project is already gone for good (before, they vanished inside the open transaction)."""
+    """Files go only after the rows are committed as emptied from the trash: the moment the
+    first one vanishes, the project is already gone for good (before, they vanished inside the
+    open transaction)."""
     home = tmp_path / "home"
     # each unlink waits a little, so the kill lands while most files of the project remain
     server = servers("files.delete=delay(0.05)")
@@ -92,9 +93,11 @@ def test_kill_as_soon_as_a_deleted_projects_file_vanishes_leaves_no_row_without_
     files = home / "files"
     doomed = project_images(home, project_id) - project_images(home, keep_id)
     assert len(doomed) == 16
+    status, _ = server.request("DELETE", f"{API}/projects/{project_id}")
+    assert status == 204 and all((files / name).exists() for name in doomed)  # in the trash
     deleting = threading.Thread(
         target=request_until_killed,
-        args=(server, "DELETE", f"{API}/projects/{project_id}"),
+        args=(server, "DELETE", f"{API}/trash"),
         daemon=True,
     )
     deleting.start()
@@ -109,6 +112,8 @@ def test_kill_as_soon_as_a_deleted_projects_file_vanishes_leaves_no_row_without_
     assert rows_without_files(home) == []
     status, _ = server.request("GET", f"{API}/projects/{project_id}")
     assert status == 404
+    status, _ = server.request("POST", f"{API}/projects/{project_id}/restore")
+    assert status == 409  # emptied from the trash for good
     assert not any((files / name).exists() for name in doomed)  # the start finished the job
     assert not (files / "quarantine").exists() or not image_names(files / "quarantine")
     assert len(server.get(f"{API}/projects/{keep_id}")["project"]["avatars"]) == 2
@@ -158,8 +163,9 @@ def test_a_file_that_cannot_be_removed_now_is_removed_at_the_next_start(app_clie
     )
     assert upload.status_code == 201, upload.text
     avatar = upload.json()["avatar"]
-    failpoints.configure("files.delete=error")
     assert client.delete(f"{API}/avatars/{avatar['id']}").status_code in (200, 204)
+    failpoints.configure("files.delete=error")
+    assert client.delete(f"{API}/trash").status_code == 200
     failpoints.configure("")
     remaining = image_names(settings.files_dir)
     assert remaining, "the failed removal left the file"

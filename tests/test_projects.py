@@ -55,7 +55,7 @@ def test_project_lists_its_avatars_and_generations(client):
     assert client.get(f"{API}/projects").json()["projects"][0]["avatarCount"] == 2
 
 
-def test_delete_project_cancels_refunds_and_removes_files(client, settings):
+def test_delete_project_cancels_refunds_and_trashes_it_until_emptied(client, settings):
     project = client.project()
     finished = client.wait_generation(client.generate(project, count=2)["generation"]["id"])
     failpoints.configure("engine.generate=delay(0.3)")
@@ -71,9 +71,12 @@ def test_delete_project_cancels_refunds_and_removes_files(client, settings):
     wait_for(
         lambda: client.get("/api/health/workers").json()["avatar-generator"]["processingCount"] == 0
     )
-    assert list(settings.files_dir.rglob("*.png")) == []
+    # in the trash: every file stays (restorable) until the trash is emptied
+    assert len(list(settings.files_dir.rglob("*.png"))) >= len(image_urls)
     for url in image_urls:
         assert client.get(url).status_code == 404
+    assert client.delete(f"{API}/trash").status_code == 200
+    assert list(settings.files_dir.rglob("*.png")) == []
     gone = client.get(f"{API}/projects/{project}")
     assert gone.status_code == 404 and "deleted" in gone.json()["error"]["message"]
     again = client.post(f"{API}/projects/{project}/avatars/generate", json={"prompt": "x"})
@@ -106,6 +109,8 @@ def test_avatar_endpoints(client, settings):
     generation = client.generation(done["id"])
     assert generation["countCompleted"] == 2 and generation["creditRefunded"] == 0
     assert [a["id"] for a in generation["avatars"]] == [second["id"]]
+    assert len(list(settings.files_dir.rglob("*.png"))) == 2  # the trash keeps its files
+    assert client.delete(f"{API}/trash").status_code == 200
     assert len(list(settings.files_dir.rglob("*.png"))) == 1
     assert ledger_problems() == []
 
@@ -123,6 +128,8 @@ def test_identical_uploads_share_a_file_until_both_are_deleted(client, settings)
     assert client.delete(f"{API}/avatars/{ids[0]}").status_code == 204
     assert client.get(f"{API}/avatars/{ids[1]}/image").status_code == 200
     assert client.delete(f"{API}/avatars/{ids[1]}").status_code == 204
+    assert len(list(settings.files_dir.rglob("*.png"))) == 1  # in the trash, restorable
+    assert client.delete(f"{API}/trash").status_code == 200
     assert list(settings.files_dir.rglob("*.png")) == []
 
 

@@ -147,8 +147,9 @@ def test_retry_and_more_like_this_keep_the_reference(client):
 
 
 def test_a_deleted_photo_goes_once_its_generations_are_done(client, settings):
-    """Deleting a photo removes it from the computer, as the page says: its finished
-    generations let go of their copy; retrying one of them is a 404 that charges nothing."""
+    """A deleted photo stays in the trash (restorable); emptying the trash removes it from the
+    computer: its finished generations let go of their copy, and retrying one of them is a 404
+    that charges nothing."""
     project = client.project()
     me = upload(client, project)
     body = client.generate(
@@ -158,6 +159,8 @@ def test_a_deleted_photo_goes_once_its_generations_are_done(client, settings):
     kept = settings.files_dir / AvatarGeneration.get_by_id(done["id"]).reference_file
     assert kept.is_file()
     assert client.delete(f"{API}/avatars/{me['id']}").status_code == 204
+    assert kept.is_file() and client.generation(done["id"])["reference"]["available"] is True
+    assert client.delete(f"{API}/trash").status_code == 200
     assert not kept.exists() and not any(settings.files_dir.glob(f"??/{kept.stem}*"))
     again = client.generation(done["id"])
     assert again["reference"]["available"] is False
@@ -280,8 +283,10 @@ def test_deleting_the_photo_while_its_generation_waits_changes_nothing(client, s
     done = client.wait_generation(generation_id)
     assert done["status"] == "completed" and done["countCompleted"] == 4, done
     assert held.references[0].png == photo_bytes
-    assert done["reference"]["available"] is False
-    wait_for(lambda: not kept.exists())  # now it goes, right after the final commit
+    assert done["reference"]["available"] is True and kept.is_file()  # the photo is in the trash
+    assert client.delete(f"{API}/trash").status_code == 200
+    assert not kept.exists()  # emptied and finished: nothing needs it any more
+    assert client.generation(generation_id)["reference"]["available"] is False
     assert ledger_problems() == []
 
 
@@ -294,7 +299,9 @@ def test_deleting_the_project_lets_a_waiting_generations_reference_go(client, se
     assert client.delete(f"{API}/projects/{project}").status_code == 204
     held.release.set()
     assert client.generation(body["generation"]["id"])["status"] == "canceled"
-    wait_for(lambda: not kept.exists())
+    assert kept.is_file()  # the project and its photo are in the trash
+    assert client.delete(f"{API}/trash").status_code == 200
+    assert not kept.exists()
     assert ledger_problems() == []
 
 
@@ -378,7 +385,9 @@ def test_a_restart_keeps_a_waiting_generations_photo_out_of_the_quarantine(app_c
     assert not list((settings.files_dir / "quarantine").rglob("*.png"))
     assert restarted.post(f"{API}/generations/{generation_id}/cancel").status_code == 200
     kept = settings.files_dir / AvatarGeneration.get_by_id(generation_id).reference_file
-    assert not kept.exists()  # canceled: nothing needs the deleted photo any more
+    assert kept.is_file()  # canceled, but the photo is in the trash
+    assert restarted.delete(f"{API}/trash").status_code == 200
+    assert not kept.exists()  # emptied: nothing needs the deleted photo any more
 
 
 def drawn_portrait() -> bytes:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from litestar import get, post
 from litestar.datastructures import State
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 from litestar.response import File
 
 from .. import generations, references
 from . import blocking, shapes
 from .answers import change_errors, errors
 from .avatars import CACHE
+from .strict_input import Body
 
 API = shapes.API
+
+
+class RetryBody(Body):
+    only: Literal["missing", "all"] = "all"
 
 
 @get(f"{API}/generations/{{generation_id:str}}", tags=["generations"], responses=errors(404))
@@ -66,9 +71,14 @@ def cancel_generation(state: State, generation_id: FromPath[str]) -> dict[str, A
     responses=change_errors(402, 404, 409),
 )
 @blocking
-def retry_generation(state: State, generation_id: FromPath[str]) -> dict[str, Any]:
-    """A new generation with the same request (new seeds); the old one stays as it was."""
-    generation, balance = generations.retry(state.runtime, generation_id)
+def retry_generation(
+    state: State, generation_id: FromPath[str], data: JSONBody[RetryBody | None] = None
+) -> dict[str, Any]:
+    """A new generation with the same request and new seeds; with `{"only": "missing"}` just
+    the images the old one did not deliver, with their own seeds, charged for those alone
+    (409 when nothing is missing). The old one stays as it was."""
+    only_missing = data is not None and data.only == "missing"
+    generation, balance = generations.retry(state.runtime, generation_id, only_missing)
     return shapes.started(generation, balance, "Avatar generation started")
 
 

@@ -15,6 +15,7 @@ from .. import exports, generations, pose_generations, poses
 from ..models import Avatar
 from . import blocking, in_thread, shapes
 from .answers import change_errors, errors
+from .generations import RetryBody
 from .strict_input import Body
 
 API = "/api/apps/pose-generator"
@@ -134,10 +135,17 @@ def cancel_pose_generation(state: State, generation_id: FromPath[str]) -> dict[s
     responses=change_errors(402, 404, 409),
 )
 @blocking
-def retry_pose_generation(state: State, generation_id: FromPath[str]) -> dict[str, Any]:
-    """A new pose generation with the same avatar and poses, and new seeds."""
+def retry_pose_generation(
+    state: State, generation_id: FromPath[str], data: JSONBody[RetryBody | None] = None
+) -> dict[str, Any]:
+    """A new pose generation with the same avatar and poses, and new seeds; with
+    `{"only": "missing"}` just the undelivered variations, with their own seeds and poses,
+    charged for those alone (409 when nothing is missing)."""
     original = pose_generations.get_generation(generation_id)
-    generation, balance = pose_generations.retry(state.runtime, original)
+    if data is not None and data.only == "missing":
+        generation, balance = generations.retry(state.runtime, original.id, only_missing=True)
+    else:
+        generation, balance = pose_generations.retry(state.runtime, original)
     return shapes.started(generation, balance, "Pose generation started")
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from .. import catalog, generations, references
 from ..db import dicts, iso
 from ..models import (
+    TERMINAL_STATUSES,
     AIModel,
     Avatar,
     AvatarGeneration,
@@ -36,12 +37,14 @@ def avatar(row: Avatar | dict[str, Any]) -> dict[str, Any]:
         "modelKey": data.get("model_key"),
         "style": data.get("style"),
         "faceBox": data.get("face_box"),
+        "favorite": bool(data.get("favorite")),
         "width": data["width"],
         "height": data["height"],
         "fileSize": data["file_size"],
         "imageUrl": f"{API}/avatars/{avatar_id}/image",
         "thumbnailUrl": f"{API}/avatars/{avatar_id}/thumbnail",
         "createdAt": iso(data["created_at"]),
+        "deletedAt": iso(data.get("deleted_at")),
     }
 
 
@@ -110,6 +113,10 @@ def _generation(
         "creditCharged": row.credit_cost * row.count,
         "creditRefunded": refunded,
         "attempts": row.error_attempts,
+        # a finished generation's undelivered images: what retry {"only": "missing"} makes
+        "missingCount": max(row.count - row.count_completed, 0)
+        if row.status in TERMINAL_STATUSES
+        else 0,
         "retriedFromId": row.retried_from_id,
         "reference": reference(row, reference_kept),
         "createdAt": iso(row.created_at),

@@ -1,4 +1,4 @@
-"""Page timing of the browser UI: a project page with 500 avatars, in Debian's Chromium.
+"""Page timing of the browser UI: project pages of 500, 50 and 5,000 avatars, in Chromium.
 
 What it measures, each printed against its target with PASS or FAIL:
 
@@ -10,6 +10,13 @@ What it measures, each printed against its target with PASS or FAIL:
    fresh browser context each (nothing cached but the browser itself), median and worst.
    Target: <= 1 s. Also DOMContentLoaded, the load event, the server's time to first byte and
    the HTML size, for information.
+3. Paging: the same time to interactive for a 50-avatar project and a 5,000-avatar one (the
+   page renders one page of tiles and loads the rest as you scroll), measured in the same run.
+   Target: 5,000 <= 1.5 x 50. The 5,000 are copies of generated rows (same files), written
+   straight into lumiku.db: through the API they would take the bench ten minutes.
+4. The zip of 200 avatars (POST /exports): time to the last byte, and the server's peak
+   resident memory over its baseline while it streams, against the same for 20 avatars.
+   Streamed, not built in memory: the 200-avatar peak must not be ~10x the 20-avatar one.
 
 Run it from the repository root with the project's virtualenv (the `test` extra brings
 Playwright; Chromium comes from Debian: apt-get install chromium):
@@ -50,6 +57,92 @@ GENERATIONS = 60  # of 8: 480 avatars, 480 of the 1,000 starting credits
 PHOTOS = 20
 THUMBNAIL_LIMIT = 30_000
 TTI_LIMIT_S = 1.0
+SMALL, LARGE = 50, 5_000
+TTI_RATIO_LIMIT = 1.5
+ZIP_SMALL, ZIP_LARGE = 20, 200
+
+
+def clone_avatars(home: Path, source_project: str, target_project: str, total: int) -> None:
+    """Fill `target_project` up to `total` avatars with copies of the source's rows (the same
+    files, new ids, one second apart), in one transaction beside the running server."""
+    import datetime as dt
+    import sqlite3
+
+    db = sqlite3.connect(home / "lumiku.db", timeout=30)
+    try:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(avatar)")]
+        rows = db.execute(
+            f"SELECT {', '.join(columns)} FROM avatar WHERE project_id = ?", (source_project,)
+        ).fetchall()
+        if not rows:
+            raise BenchError("no avatars to copy")
+        start = dt.datetime(2026, 1, 1)
+        copies = []
+        for n in range(total):
+            row = dict(zip(columns, rows[n % len(rows)], strict=True))
+            row.update(
+                id=uuid.uuid4().hex,
+                project_id=target_project,
+                generation_id=None,
+                variation_key=None,
+                name=f"copy {n + 1}",
+                created_at=str(start + dt.timedelta(seconds=n)),
+            )
+            copies.append(tuple(row[c] for c in columns))
+        with db:
+            db.executemany(
+                f"INSERT INTO avatar ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' * len(columns))})",
+                copies,
+            )
+    finally:
+        db.close()
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise BenchError("no VmRSS")
+
+
+def zip_figures(port: int, pid: int, avatar_ids: list[str]) -> tuple[float, int, int]:
+    """(seconds to the last byte, zip bytes, peak RSS over the baseline in KiB) of one export,
+    RSS sampled every 5 ms in a thread while the answer streams."""
+    import http.client
+    import json
+    import threading
+
+    baseline = rss_kib(pid)
+    peak = [baseline]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_kib(pid))
+            done.wait(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    started = time.perf_counter()
+    conn.request(
+        "POST",
+        f"{API}/exports",
+        body=json.dumps({"avatarIds": avatar_ids}),
+        headers={"Content-Type": "application/json"},
+    )
+    response = conn.getresponse()
+    size = 0
+    while chunk := response.read(65536):
+        size += len(chunk)
+    elapsed = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    conn.close()
+    if response.status != 200:
+        raise BenchError(f"POST /exports answered {response.status}")
+    return elapsed, size, peak[0] - baseline
 
 
 def photo(index: int) -> bytes:
@@ -165,6 +258,25 @@ def main(argv: list[str] | None = None) -> int:
             progress(f"loading the project page {loads} times in Chromium")
             timings = page_loads(f"http://127.0.0.1:{server.port}/projects/{project_id}", loads)
 
+            progress(f"a {SMALL}- and a {LARGE:,}-avatar project")
+            small = api.create_project("fifty avatars")
+            large = api.create_project("five thousand avatars")
+            clone_avatars(home, project_id, small, SMALL)
+            clone_avatars(home, project_id, large, LARGE)
+            url = f"http://127.0.0.1:{server.port}/projects/"
+            small_ready, large_ready = [], []
+            for _ in range(loads):  # alternated, so a busy spell weighs on both alike
+                small_ready += [t["ready"] / 1000 for t in page_loads(url + small, 1)]
+                large_ready += [t["ready"] / 1000 for t in page_loads(url + large, 1)]
+            large_tiles = page_loads(url + large, 1)[0]["images"]
+
+            progress(f"zips of {ZIP_SMALL} and {ZIP_LARGE} avatars")
+            zip_ids = [a["id"] for a in avatars[PHOTOS:]]
+            zips = {
+                n: zip_figures(server.port, server.proc.pid, zip_ids[:n])
+                for n in (ZIP_SMALL, ZIP_LARGE, ZIP_SMALL)  # the first warms the code path
+            }
+
     rows = report.section(f"1. thumbnails of a project with {len(avatars)} avatars")
     photo_sizes = sizes[:PHOTOS]  # newest first: the photos were added last
     rows += [
@@ -193,6 +305,33 @@ def main(argv: list[str] | None = None) -> int:
         ),
         Row("  HTML transferred", f"{timings[0]['html'] / 1024:.0f} KiB"),
         Row("  gallery images on the page (lazy-loaded)", f"{timings[0]['images']:.0f}"),
+    ]
+    small_median, large_median = statistics.median(small_ready), statistics.median(large_ready)
+    ratio = large_median / small_median
+    rows = report.section(f"3. time to interactive, {SMALL} vs {LARGE:,} avatars ({loads} each)")
+    rows += [
+        Row(f"{SMALL} avatars, median", f"{small_median:.3f} s"),
+        Row(f"{LARGE:,} avatars, median", f"{large_median:.3f} s"),
+        Row(f"{LARGE:,} / {SMALL}", f"{ratio:.2f} x", f"<= {TTI_RATIO_LIMIT} x", ratio <= 1.5),
+        Row(f"  tiles on the {LARGE:,}-avatar page before scrolling", f"{large_tiles:.0f}"),
+    ]
+    rows = report.section(f"4. zip export (POST /exports), {ZIP_SMALL} vs {ZIP_LARGE} avatars")
+    (small_s, _, small_peak), (large_s, large_bytes, large_peak) = (
+        zips[ZIP_SMALL],
+        zips[ZIP_LARGE],
+    )
+    rows += [
+        Row(f"{ZIP_LARGE} avatars: time to the last byte", f"{large_s:.2f} s"),
+        Row("  its size", f"{large_bytes / 1e6:.1f} MB"),
+        Row("  server peak RSS over baseline", f"{large_peak / 1024:.1f} MiB"),
+        Row(f"{ZIP_SMALL} avatars: time to the last byte", f"{small_s:.2f} s"),
+        Row("  server peak RSS over baseline", f"{small_peak / 1024:.1f} MiB"),
+        Row(
+            f"peak {ZIP_LARGE} / peak {ZIP_SMALL} (streamed: far below {ZIP_LARGE // ZIP_SMALL} x)",
+            f"{large_peak / max(small_peak, 1):.1f} x",
+            "< 3 x or < 32 MiB",
+            large_peak < 3 * max(small_peak, 1) or large_peak < 32 * 1024,
+        ),
     ]
     print(report.render())
     return 0

@@ -340,17 +340,30 @@ def stream(export: Export) -> Iterator[bytes]:
     yield buffer.take()
 
 
-def _made(archive: zipfile.ZipFile, entry: Entry) -> dict[str, Any]:
-    """Make a profile PNG and add it to the archive: its manifest record, or, when it could not
-    be made (its file went, the renderer failed), the record with the reason."""
+def _render(entry: Entry) -> bytes:
+    """A profile entry's PNG, its stored parameters and how it was made in its text chunks."""
     assert entry.image is not None
     notes = {
         "lumiku_export_size": str(entry.details["width"]),
         "lumiku_export_shape": entry.image.shape,
         "lumiku_export_background": "transparent" if entry.image.redraw else "keep",
     }
+    return profile_images.render(entry.path, entry.image, notes)
+
+
+def profile_png(files_dir: Path, avatar_id: str, profile: Profile) -> tuple[str, bytes]:
+    """One avatar at one size (the page's quick downloads), named and made as in the zip."""
+    if len(profile.sizes) != 1:
+        raise InvalidInput("Choose one size for a single PNG.")
+    (entry,) = plan_profile(files_dir, chosen([avatar_id]), profile).entries
+    return entry.name, _render(entry)
+
+
+def _made(archive: zipfile.ZipFile, entry: Entry) -> dict[str, Any]:
+    """Make a profile PNG and add it to the archive: its manifest record, or, when it could not
+    be made (its file went, the renderer failed), the record with the reason."""
     try:
-        png = profile_images.render(entry.path, entry.image, notes)
+        png = _render(entry)
     except Exception as exc:  # a download under way is not failed for one image
         log.warning("export: %s could not be made: %s", entry.name, exc)
         return {"name": entry.name, **entry.details, "reason": "The image could not be made."}
@@ -366,10 +379,12 @@ def _made(archive: zipfile.ZipFile, entry: Entry) -> dict[str, Any]:
 
 
 def content_disposition(filename: str) -> str:
-    """`attachment` with an ASCII name every browser takes and the UTF-8 one (RFC 6266)."""
-    stem = filename.removesuffix(".zip")
-    fallback = f"{slug(stem, 'lumiku-export')}.zip"
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(stem + '.zip', safe='')}"
+    """`attachment` with an ASCII name every browser takes and the UTF-8 one (RFC 6266); a
+    name that is not a .png is a .zip."""
+    suffix = ".png" if filename.endswith(".png") else ".zip"
+    stem = filename.removesuffix(suffix)
+    fallback = f"{slug(stem, 'lumiku-export')}{suffix}"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(stem + suffix, safe='')}"
 
 
 def response(export: Export, filename: str) -> Stream:

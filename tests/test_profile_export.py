@@ -339,3 +339,54 @@ def test_a_profile_export_of_200_avatars_holds_one_image_at_a_time(client, setti
     assert max(sizes[:-1]) < 2 * 128 * 128 * 4  # one image at a time (the last: the manifest)
     # the manifest and the zip's directory (some 1 MB for 200 records), never the 200 images
     assert peak < total / 5, f"peak {peak} bytes for a {total}-byte zip"
+
+
+# ---------------------------------------------------------------- the avatar page's panel
+
+
+def test_the_page_form_streams_the_same_zip_and_one_size_downloads(client):
+    project = client.project("Team")
+    (avatar,) = generated(client, project, count=1)
+    page = client.get(f"/avatars/{avatar['id']}", headers={"accept": "text/html"})
+    assert page.status_code == 200
+    assert "Export for profiles" in page.text and "data-profile-transparent" in page.text
+    form = {"avatarId": avatar["id"], "size": ["512", "128"], "shape": "circle"}
+    form["background"] = "transparent"
+
+    answer = client.post("/ui/exports", data=form)
+
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/zip"
+    archive, manifest = unzip(answer.content)
+    assert manifest["profile"] == {
+        "sizes": [512, 128],
+        "shape": "circle",
+        "background": "transparent",
+    }
+    assert [picture(archive.read(f["name"])).size for f in manifest["files"]] == [
+        (512,) * 2,
+        (128,) * 2,
+    ]
+
+    one = client.get(f"/ui/avatars/{avatar['id']}/profile.png?size=400&shape=circle")
+    assert one.status_code == 200 and one.headers["content-type"] == "image/png"
+    assert picture(one.content).size == (400, 400) and picture(one.content).getpixel((0, 0))[3] == 0
+    assert one.headers["content-disposition"].startswith('attachment; filename="team-')
+    assert one.headers["content-disposition"].endswith("-400px-circle.png")
+    preview = client.get(f"/ui/avatars/{avatar['id']}/profile.png?size=320&download=false")
+    assert "content-disposition" not in preview.headers
+
+
+def test_the_page_says_plainly_when_there_is_no_transparent_background(client):
+    photo = upload(client, client.project())
+    page = client.get(f"/avatars/{photo['id']}", headers={"accept": "text/html"})
+    assert "data-profile-transparent" not in page.text
+    assert "No transparent background for this avatar: it is an uploaded photo" in page.text
+    refused = client.post(
+        "/ui/exports", data={"avatarId": photo["id"], "size": "128", "background": "transparent"}
+    )
+    assert refused.status_code == 422 and "cannot lose its background" in refused.text
+    assert client.post("/ui/exports", data={"avatarId": photo["id"]}).status_code == 422
+    bad = client.post("/ui/exports", data={"avatarId": photo["id"], "size": "big"})
+    assert bad.status_code == 422 and "whole numbers" in bad.text
+    assert client.get(f"/ui/avatars/{photo['id']}/profile.png?size=9999").status_code == 422
+    assert client.get("/ui/avatars/nope/profile.png").status_code == 404

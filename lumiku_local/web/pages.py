@@ -44,6 +44,7 @@ from ..models import (
     User,
 )
 from . import cards
+from .exports import panel as export_panel
 
 log = logging.getLogger("lumiku.web")
 RECENT_GENERATIONS = 20
@@ -266,6 +267,7 @@ def avatar_page(state: State, avatar_id: FromPath[str]) -> Template:
             project.name, avatar.name, avatar.variation_key, avatar.seed
         ),
         pose=Pose.get_or_none(Pose.id == avatar.pose_id) if avatar.pose_id else None,
+        profile_export=export_panel(avatar, state.runtime.settings.files_dir),
     )
 
 

@@ -750,10 +750,14 @@
     const template = document.createElement("template");
     template.innerHTML = html;
     const fresh = Array.from(template.content.querySelectorAll("li.tile")).filter((tile) => !document.getElementById(tile.id));
-    gallery.prepend(...fresh);
-    if (fresh.length) $("#no-avatars")?.remove();
-    const counter = $("[data-gallery-count]");
-    if (counter) counter.textContent = String($$("li.tile", gallery).length);
+    if (window.Lumiku.gallery) {
+      window.Lumiku.gallery.add(fresh);  // gallery.js: only those its filter shows; the count
+    } else {
+      gallery.prepend(...fresh);
+      if (fresh.length) $("#no-avatars")?.remove();
+      const counter = $("[data-gallery-count]");
+      if (counter) counter.textContent = String($$("li.tile", gallery).length);
+    }
     const choices = template.content.querySelector("template[data-reference-choices]");
     if (choices) $("#generate")?.referencePicker?.add(Array.from(choices.content.children));
   }

@@ -11,7 +11,7 @@ from ..api.methods import RouterWithOptions
 from ..api.strict_input import describe
 from ..errors import LumikuError
 from ..machine_failures import noticed
-from . import actions, exports, pages, poses
+from . import actions, exports, gallery, pages, poses
 from .render import render, template_config
 
 log = logging.getLogger("lumiku.web")
@@ -72,7 +72,13 @@ def router() -> Router:
     """The pages and their actions, with exception handlers that answer in HTML."""
     return RouterWithOptions(
         path="/",
-        route_handlers=[*pages.routes, *actions.routes, *poses.routes, *exports.routes],
+        route_handlers=[
+            *pages.routes,
+            *actions.routes,
+            *poses.routes,
+            *exports.routes,
+            *gallery.routes,
+        ],
         include_in_schema=False,
         exception_handlers={
             LumikuError: _lumiku_error,

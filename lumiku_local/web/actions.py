@@ -191,7 +191,8 @@ def more_like_this(state: State, avatar_id: FromPath[str]) -> ClientRedirect:
 def delete_avatar(state: State, avatar_id: FromPath[str]) -> ClientRedirect:
     avatar = avatars.get_live(avatar_id)
     avatars.delete(state.runtime, avatar_id)
-    return ClientRedirect(f"/projects/{avatar.project_id}")
+    # the project page says so, with an Undo (gallery.js), while the trash holds it
+    return ClientRedirect(f"/projects/{avatar.project_id}?deleted={avatar.id}")
 
 
 # ---------------------------------------------------------------- models and token

@@ -43,7 +43,7 @@ from ..models import (
     Pose,
     User,
 )
-from . import cards
+from . import cards, gallery
 from .exports import panel as export_panel
 
 log = logging.getLogger("lumiku.web")
@@ -154,11 +154,15 @@ def _deleted_notice(project_id: str) -> str | None:
 @get("/projects/{project_id:str}", include_in_schema=False)
 @blocking
 def project_page(
-    state: State, project_id: FromPath[str], reference: FromQuery[str | None] = None
+    state: State,
+    project_id: FromPath[str],
+    reference: FromQuery[str | None] = None,
+    deleted: FromQuery[str | None] = None,
 ) -> Template:
-    """The project: its generate form (with `?reference=` an avatar chosen as its photo)."""
+    """The project: its generate form (with `?reference=` an avatar chosen as its photo), and
+    the first page of its gallery (with `?deleted=` the avatar its page just deleted, to undo)."""
     project = generations.live_project(project_id)
-    gallery = [shapes.avatar(row) for row in projects.live_avatars(project.id)]
+    shown = gallery.page_context(project.id, deleted)
     recent = list(
         AvatarGeneration.select()
         .where(AvatarGeneration.project == project.id)
@@ -176,8 +180,8 @@ def project_page(
         state,
         "project.html",
         nav="projects",
-        project=shapes.project(project, len(gallery)),
-        avatars=gallery,
+        project=shapes.project(project, shown["avatar_total"]),
+        **shown,
         generations=cards.cards(recent),
         models=models,
         chosen_model=_default_model(models),
@@ -185,7 +189,7 @@ def project_page(
         photo_styles=set(((instant or {}).get("reference") or {}).get("styles") or ()),
         sample_src=_sample_uris(tuple(styles)),
         default_style=(instant or {}).get("capabilities", {}).get("defaultStyle"),
-        references=_reference_choices(state, gallery, reference),
+        references=_reference_choices(state, project.id, reference),
         chosen_reference=reference,
         presets=[shapes.preset(p) for p in AvatarPreset.select().order_by(AvatarPreset.sort_order)],
         personas=[
@@ -198,14 +202,21 @@ def project_page(
     )
 
 
-def _reference_choices(
-    state: State, gallery: list[dict[str, Any]], chosen: str | None
-) -> list[dict[str, Any]]:
+def _reference_choices(state: State, project_id: str, chosen: str | None) -> list[dict[str, Any]]:
     """The photos the form offers as a reference, plus a generated avatar the link chose,
     each with the face square a generation from it will follow."""
-    photos = [avatar for avatar in gallery if avatar["source"] == "upload"]
-    picked = next((a for a in gallery if a["id"] == chosen and a["source"] != "upload"), None)
-    choices = photos + [picked] if picked else photos
+    photos = [shapes.avatar(row) for row in projects.live_photos(project_id)]
+    picked = (
+        Avatar.get_or_none(
+            (Avatar.id == chosen)
+            & (Avatar.project == project_id)
+            & Avatar.deleted_at.is_null()
+            & (Avatar.source != "upload")
+        )
+        if chosen
+        else None
+    )
+    choices = photos + [shapes.avatar(picked)] if picked else photos
     references.fill_face_boxes(state.runtime.settings.files_dir, choices)
     return choices
 

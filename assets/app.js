@@ -879,7 +879,12 @@
   function startEvents() {
     if (!window.EventSource) return;
     source = new EventSource("/api/events");
-    source.addEventListener("generation", (message) => onGeneration(JSON.parse(message.data)));
+    source.addEventListener("generation", (message) => {
+      const event = JSON.parse(message.data);
+      onGeneration(event);
+      // for page scripts (queue.js): every generation event, whatever the page shows
+      document.dispatchEvent(new CustomEvent("lumiku:generation", { detail: event }));
+    });
     source.addEventListener("download", (message) => onDownload(JSON.parse(message.data)));
     source.addEventListener("open", () => {
       clearTimeout(bannerTimer);
@@ -892,6 +897,7 @@
       lostAt = null;
       if (wasLost) $$("[data-model]").forEach((row) => refreshModel(row.dataset.model));
       if (live.length || wasLost) refreshBalance();
+      document.dispatchEvent(new Event("lumiku:events-open"));  // caught up: page scripts too
     });
     source.addEventListener("error", () => {
       if (lostAt === null) {

@@ -280,8 +280,8 @@ def test_delete_a_project_after_confirming(servers, ui):
     page.get_by_role("button", name="Delete project").click()
     dialog.get_by_role("button", name="Delete project").click()
     expect(page).to_have_url(re.compile(r"/projects\?deleted="))
-    expect(page.get_by_role("alert")).to_have_text(
-        "Deleted “Doomed”. 2 credits were refunded for unfinished images."
+    expect(page.get_by_role("alert")).to_contain_text(
+        "Deleted “Doomed”. 2 credits were refunded for unfinished images. It is in the trash"
     )
     expect(page.get_by_role("link", name="Doomed")).to_have_count(0)
     expect(page.locator("#balance")).to_contain_text("1000")

@@ -183,3 +183,21 @@ def test_a_finished_id_refuses_the_whole_cancel(held):
 
 def test_an_empty_queue(client):
     assert queue(client) == {"running": [], "waiting": [], "creditRefundable": 0}
+
+
+def test_the_delete_notice_counts_only_the_refunds_the_delete_caused(held):
+    """Rough edge 4: a refund from before the delete (a canceled generation) is not the delete's."""
+    client, running = held
+    project_id = running["projectId"]
+    earlier = client.generate(project_id, count=2)["generation"]
+    client.post("/api/queue/cancel", json={"generationIds": [earlier["id"]]})
+    assert refunds(earlier["id"]) == [2 * earlier["creditCost"]]
+    assert client.delete(f"/api/apps/avatar-creator/projects/{project_id}").is_success
+    caused = sum(refunds(running["id"]))
+    assert caused > 0
+    page = client.get(f"/projects?deleted={project_id}", headers={"accept": "text/html"}).text
+    assert f"Deleted “Running”. {caused} credits were refunded for unfinished images." in page
+    assert f'hx-post="/ui/projects/{project_id}/restore"' in page  # the Undo
+    client.post(f"/ui/projects/{project_id}/restore", headers={"hx-request": "true"})
+    again = client.get(f"/projects?deleted={project_id}", headers={"accept": "text/html"}).text
+    assert "Deleted “Running”" not in again  # restored: a stale link shows no notice

@@ -11,7 +11,7 @@ from ..api.methods import RouterWithOptions
 from ..api.strict_input import describe
 from ..errors import LumikuError
 from ..machine_failures import noticed
-from . import actions, exports, gallery, pages, poses
+from . import actions, exports, gallery, pages, poses, queue
 from .render import render, template_config
 
 log = logging.getLogger("lumiku.web")
@@ -78,6 +78,7 @@ def router() -> Router:
             *poses.routes,
             *exports.routes,
             *gallery.routes,
+            *queue.routes,
         ],
         include_in_schema=False,
         exception_handlers={

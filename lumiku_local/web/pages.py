@@ -134,21 +134,28 @@ def _project_cards(state: State, cursor: str | None) -> dict[str, Any]:
     return {"projects": listing, "next_cursor": page.next_cursor}
 
 
-def _deleted_notice(project_id: str) -> str | None:
-    """What deleting a project did, read back from the database (never from the URL)."""
+def _deleted_notice(project_id: str) -> dict[str, Any] | None:
+    """What deleting a project did, read back from the database (never from the URL): the
+    refunds of its generations recorded at or after its delete are the ones the delete caused
+    (a generation canceled or failed before had its refund then)."""
     project = AvatarProject.get_or_none(AvatarProject.id == project_id)
     if project is None or project.deleted_at is None:
         return None
     refunded = (
         CreditLedger.select(fn.COALESCE(fn.SUM(CreditLedger.amount), 0))
         .join(AvatarGeneration, on=(CreditLedger.generation == AvatarGeneration.id))
-        .where((AvatarGeneration.project == project.id) & (CreditLedger.kind == "refund"))
+        .where(
+            (AvatarGeneration.project == project.id)
+            & (CreditLedger.kind == "refund")
+            & (CreditLedger.created_at >= project.deleted_at)
+        )
         .scalar()
     )
     notice = f"Deleted “{project.name}”."
     if refunded:
-        notice += f" {refunded} credits were refunded for unfinished images."
-    return notice
+        were = "credit was" if refunded == 1 else "credits were"
+        notice += f" {refunded} {were} refunded for unfinished images."
+    return {"id": project.id, "message": notice, "restorable": project.purged_at is None}
 
 
 @get("/projects/{project_id:str}", include_in_schema=False)

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from litestar import post
 from litestar.datastructures import State, UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath, MultipartBody
+from litestar.params import Body, FromPath, FromQuery, MultipartBody
 from litestar.plugins.htmx import ClientRedirect
 from litestar.response import Template
 
@@ -167,15 +167,21 @@ def cancel(state: State, generation_id: FromPath[str]) -> Template:
 
 @post("/ui/generations/{generation_id:str}/retry", include_in_schema=False, status_code=200)
 @blocking
-def retry(state: State, generation_id: FromPath[str]) -> Template:
-    """Retry a finished generation; one still running after 10 minutes is canceled first."""
+def retry(
+    state: State, generation_id: FromPath[str], only: FromQuery[str | None] = None
+) -> Template:
+    """Retry a finished generation (`?only=missing`: just its undelivered images, with their
+    own seeds); one still running after 10 minutes is canceled first."""
     original = generations.get_generation(generation_id)
     if original.status in ("pending", "processing"):
         if utcnow() - original.created_at < RETRY_AFTER:
             raise InvalidInput("This generation is still running; cancel it or let it finish.")
         generations.cancel(state.runtime, generation_id)
-    generation, balance = generations.retry(state.runtime, generation_id)
-    return _new_card(generation, balance, f"Retrying: {generation.count} new image(s).")
+    missing = only == "missing"
+    generation, balance = generations.retry(state.runtime, generation_id, only_missing=missing)
+    count = generation.count
+    words = f"the missing {count}" if missing else f"{count} new"
+    return _new_card(generation, balance, f"Retrying: {words} image{'' if count == 1 else 's'}.")
 
 
 @post("/ui/avatars/{avatar_id:str}/more", include_in_schema=False, status_code=200)

@@ -7,16 +7,32 @@ from typing import Any
 
 from ..api import shapes
 from ..db import tuples
-from ..models import AvatarGeneration, Pose
+from ..models import AvatarGeneration, AvatarProject, Pose
 from ..pose_generations import APP_ID as POSES_APP
 
 
 def card(row: AvatarGeneration) -> dict[str, Any]:
-    return with_poses([shapes.generation(row)])[0]
+    return with_project_state(with_poses([shapes.generation(row)]))[0]
 
 
 def cards(rows: list[AvatarGeneration]) -> list[dict[str, Any]]:
-    return with_poses(shapes.generations_of(rows))
+    return with_project_state(with_poses(shapes.generations_of(rows)))
+
+
+def with_project_state(generations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Adds `projectDeleted`: a card of a deleted project offers no retry (it cannot work)."""
+    ids = sorted({g["projectId"] for g in generations})
+    deleted = {
+        project_id
+        for (project_id,) in tuples(
+            AvatarProject.select(AvatarProject.id).where(
+                AvatarProject.id.in_(ids) & AvatarProject.deleted_at.is_null(False)
+            )
+        )
+    }
+    for generation in generations:
+        generation["projectDeleted"] = generation["projectId"] in deleted
+    return generations
 
 
 def with_poses(generations: list[dict[str, Any]]) -> list[dict[str, Any]]:

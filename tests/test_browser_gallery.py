@@ -61,8 +61,12 @@ def studio(server: Server, generated: int = 4, photos: int = 1) -> tuple[str, li
         server.wait_generation(body["generation"]["id"])
     for n in range(photos):
         server.upload(project_id, png_bytes((200, 200), "teal"), f"photo {n}.png")
-    avatars = server.get(f"{API}/projects/{project_id}/avatars?limit=200")["avatars"]
-    return project_id, avatars
+    return project_id, live_avatars(server, project_id)
+
+
+def live_avatars(server: Server, project_id: str) -> list[dict]:
+    """The project's live avatars, newest first (as the gallery shows them)."""
+    return server.get(f"{API}/projects/{project_id}")["project"]["avatars"]
 
 
 def clone_rows(server: Server, avatar_id: str, count: int) -> list[str]:
@@ -218,7 +222,7 @@ def test_select_a_range_download_the_zip_then_delete_and_undo(server, ui, tmp_pa
     undo = page.locator("#toasts").get_by_role("button", name="Undo")
     expect(page.locator("#toasts")).to_contain_text("Deleted 3 avatars.")
     expect(undo).to_be_focused()
-    live = server.get(f"{API}/projects/{project_id}/avatars")["avatars"]
+    live = live_avatars(server, project_id)
     assert [a["id"] for a in live] == [avatars[0]["id"], avatars[4]["id"]]
     assert axe_violations(page) == []
     undo.click()
@@ -227,7 +231,7 @@ def test_select_a_range_download_the_zip_then_delete_and_undo(server, ui, tmp_pa
     ids = page.locator("#gallery li.tile").evaluate_all("tiles => tiles.map(t => t.dataset.avatar)")
     assert ids == [a["id"] for a in avatars]  # back where they were
     expect(page.locator("[data-gallery-count]")).to_have_text("5")
-    assert len(server.get(f"{API}/projects/{project_id}/avatars")["avatars"]) == 5
+    assert len(live_avatars(server, project_id)) == 5
 
 
 def test_delete_in_the_viewer_moves_on_and_undo_brings_it_back(server, ui):

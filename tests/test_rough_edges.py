@@ -198,8 +198,10 @@ def test_a_missing_diffusion_runtime_is_said_before_the_download(client, monkeyp
     assert "data-cannot-run" not in page  # this venv has torch and diffusers
     monkeypatch.setattr(diffusers_engine, "torch_available", lambda: False)
     page = client.get("/models").text
+    assert page.index("data-runtime-missing") < page.index('class="model-list"')  # said first
+    assert page.count("data-runtime-missing") == 1
     row = page.split('id="model-avatar-creator-sd-turbo"', 1)[1].split("</li>", 1)[0]
-    assert "pip install &#39;lumiku-local[diffusion]&#39;" in row
+    assert "<code>pip install 'lumiku-local[diffusion]'</code>" in row
     warning = row.index("data-cannot-run")
     assert warning < row.index("Download</button>")
     assert 'data-confirm-ok="Download anyway"' in row

@@ -14,7 +14,7 @@ ASSETS = "/assets/vendor/swagger-ui"
 HEAD = (
     "<meta name='color-scheme' content='light dark'>"
     "<style>body { margin: 0; padding: 0 }</style>"
-    f"<link rel='stylesheet' href='/assets/swagger-dark.css?v={__version__}'>"
+    f"<link rel='stylesheet' href='/assets/schema.css?v={__version__}'>"
 )
 
 

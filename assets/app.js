@@ -117,11 +117,12 @@
 
   // ---------------------------------------------------------------- confirmations
 
-  function confirmDialog(text, okLabel) {
+  function confirmDialog(text, okLabel, kind = "danger") {
     const dialog = $("#confirm");
     if (!dialog?.showModal) return Promise.resolve(window.confirm(text));
     $("#confirm-text").textContent = text;
     $("#confirm-ok").textContent = okLabel || "Delete";
+    $("#confirm-ok").className = `button ${kind === "primary" ? "primary" : "danger"}`;  // spending is no deletion
     dialog.returnValue = "";
     dialog.showModal();
     return new Promise((resolve) => {
@@ -133,7 +134,7 @@
     const element = event.detail.elt;
     if (!element.dataset.confirm) return;
     event.preventDefault();
-    confirmDialog(element.dataset.confirm, element.dataset.confirmOk).then((ok) => {
+    confirmDialog(element.dataset.confirm, element.dataset.confirmOk, element.dataset.confirmKind).then((ok) => {
       if (ok) event.detail.issueRequest(true);
     });
   });
@@ -419,8 +420,9 @@
     const likeness = $("[data-likeness]", form);
     const note = $("[data-reference-note]", form);
     const submit = $("button[type=submit]", form);
-    let likenessTouched = false;
+    let likenessTouched = Boolean(likeness?.hasAttribute("data-likeness-set"));
     let styleTouched = false;
+    const negative = $("[data-negative]", form);
     // before update() sees the click ("input" comes before "change"): a chosen style stays
     form.addEventListener("input", (event) => {
       if (event.target.name === "style" && event.isTrusted) styleTouched = true;
@@ -452,7 +454,7 @@
       }
       const style = $("input[name=style]:checked", form);
       if (instant && style && !style.closest("label").hasAttribute("data-photo")) {
-        return `The ${style.value} style cannot use a photo. Choose a style that is not greyed out, or “No photo”.`;
+        return `The ${style.closest("label").dataset.styleLabel || style.value} style cannot use a photo. Choose a style that is not greyed out, or “No photo”.`;
       }
       return "";
     }
@@ -476,6 +478,14 @@
         styles.hidden = !instant;
         $$("input", styles).forEach((input) => { input.disabled = !instant; });
       }
+      if (negative) {  // a diffusion model's field: the Instant model draws no prompt
+        const diffusion = model?.dataset.provider === "diffusers";
+        negative.hidden = !diffusion;
+        $("textarea", negative).disabled = !diffusion;
+        $("[data-negative-help]", negative).textContent = model?.dataset.negative === "follows"
+          ? `Things ${model.dataset.name} should leave out of the image.`
+          : `${model?.dataset.name} draws in a few steps without guidance, so it ignores a negative prompt.`;
+      }
       if (model) {
         const min = Number(model.dataset.min), max = Number(model.dataset.max);
         $$("option", size).forEach((option) => {
@@ -488,7 +498,7 @@
       if (withPhoto) pickPhotoStyle();
       const chosenStyle = $("input[name=style]:checked", form);
       if (chosenStyle) {
-        $("[data-style-name]", form).textContent = chosenStyle.value;
+        $("[data-style-name]", form).textContent = chosenStyle.closest("label").dataset.styleLabel || chosenStyle.value;
         $("[data-style-preview]", form).src = $("img", chosenStyle.closest("label")).src;
       }
       form.classList.toggle("with-photo", withPhoto);
@@ -534,7 +544,193 @@
     form.addEventListener("htmx:afterRequest", (event) => {
       if (event.detail.successful) $("#no-generations")?.remove();
     });
+    document.body.addEventListener("htmx:afterSettle", (event) => {
+      if (event.detail.requestConfig?.elt === form && event.detail.target?.id === "generations") showNewCard();
+    });
+    setUpRecentPrompts(form);
+    setUpStyleSearch(form);
+    setUpGenerateShortcut(form, submit);
+    setUpReuse(form, {
+      fill: () => update(),
+      touchStyle: () => { styleTouched = true; },
+      touchLikeness: () => { likenessTouched = true; },
+    });
     update();
+  }
+
+  // on a phone the new card starts below the screen: scroll "Generations" and it into view
+  function showNewCard() {
+    const card = $("#generations [data-generation]");
+    if (!card) return;
+    const box = card.getBoundingClientRect();
+    const header = $(".topbar")?.getBoundingClientRect().bottom || 0;
+    if (box.top >= header && box.bottom <= innerHeight) return;  // in view already (desktop)
+    const smooth = !matchMedia("(prefers-reduced-motion: reduce)").matches;
+    ($("#generations-title") || card).scrollIntoView({ block: "start", behavior: smooth ? "smooth" : "auto" });
+  }
+
+  // The project page shows its newest generations; older ones wait behind "Show older"
+  // (a long history pushed the gallery thousands of pixels down). New cards push out old ones.
+  function setUpGenerationsCap(list, button) {
+    const shown = Number(list.dataset.cap);
+    list.classList.add("capped");
+    const sync = () => {
+      const older = $$(":scope > [data-generation]", list).length - shown;
+      button.hidden = older <= 0 || !list.classList.contains("capped");
+      button.textContent = `Show ${older} older generation${older === 1 ? "" : "s"}`;
+    };
+    button.addEventListener("click", () => {
+      list.classList.remove("capped");
+      sync();
+      $(`:scope > [data-generation]:nth-child(${shown + 1}) [tabindex='-1']`, list)?.focus();
+    });
+    new MutationObserver(sync).observe(list, { childList: true });
+    sync();
+  }
+
+  // anchors and scrolled-to elements land below the sticky header, however tall it wraps
+  function trackHeaderHeight() {
+    const bar = $(".topbar");
+    if (!bar || !window.ResizeObserver) return;
+    new ResizeObserver(() => {
+      document.documentElement.style.setProperty("--topbar-height", `${bar.offsetHeight}px`);
+    }).observe(bar);
+  }
+
+  // a recent prompt, chosen from the menu, goes into the prompt (the arrow keys walk them)
+  function setUpRecentPrompts(form) {
+    const recent = $("[data-recent-prompts]", form);
+    const prompt = $("#prompt", form);
+    recent?.addEventListener("change", () => {
+      if (recent.value) prompt.value = recent.value;
+    });
+    // what was just generated is the most recent prompt now
+    form.addEventListener("htmx:afterRequest", (event) => {
+      if (!recent || !event.detail.successful || event.detail.elt !== form) return;
+      const text = prompt.value.trim();
+      $$("option", recent).filter((option) => option.value === text).forEach((option) => option.remove());
+      recent.firstElementChild.after(new Option(text.length > 70 ? `${text.slice(0, 69)}…` : text, text));
+      $$("option", recent).slice(11).forEach((extra) => extra.remove());
+      recent.value = "";
+    });
+  }
+
+  // the style picker's search: by the readable name or the style's key, as one types
+  function setUpStyleSearch(form) {
+    const search = $("[data-style-search]", form);
+    if (!search) return;
+    const matches = $("[data-style-matches]", form);
+    const labels = $$(".style-choice", form);
+    search.addEventListener("input", (event) => {
+      event.stopPropagation();  // not a field of the generation
+      const words = search.value.trim().toLowerCase().split(/[\s-]+/).filter(Boolean);
+      let shown = 0;
+      labels.forEach((label) => {
+        const name = `${label.dataset.styleLabel} ${$("input", label).value}`.toLowerCase();
+        const show = words.every((word) => name.includes(word));
+        label.hidden = !show;
+        if (show) shown += 1;
+      });
+      matches.textContent = shown === labels.length ? `${shown} styles`
+        : shown ? `${shown} of ${labels.length} styles` : `No style matches “${search.value.trim()}”`;
+    });
+    search.addEventListener("keydown", (event) => {
+      // Enter in the search box picks the only match instead of submitting the form
+      if (event.key !== "Enter" || event.ctrlKey || event.metaKey) return;
+      event.preventDefault();
+      const visible = labels.filter((label) => !label.hidden);
+      if (visible.length === 1) {
+        const input = $("input", visible[0]);
+        input.checked = true;
+        input.dispatchEvent(new Event("input", { bubbles: true }));
+        input.dispatchEvent(new Event("change", { bubbles: true }));
+      }
+    });
+  }
+
+  // Ctrl+Enter (⌘+Enter on a Mac) anywhere in the form generates, once
+  function setUpGenerateShortcut(form, submit) {
+    const mac = /Mac|iPhone|iPad/.test(navigator.userAgentData?.platform || navigator.platform || "");
+    const hint = $("[data-shortcut-hint]", form);
+    if (hint && mac) hint.innerHTML = "or press <kbd>⌘</kbd> + <kbd>Enter</kbd>";
+    form.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey) || event.isComposing) return;
+      event.preventDefault();
+      if (submit.disabled || form.classList.contains("htmx-request")) return;  // one at a time
+      form.requestSubmit(submit);
+    });
+  }
+
+  // "Use these settings" on a card of this project fills the form in place; elsewhere (the
+  // avatar page, another project's card) the link opens the project page filled by the server
+  function setUpReuse(form, hooks) {
+    const note = $("[data-reuse-note]", form);
+    document.addEventListener("click", async (event) => {
+      const link = event.target.closest("a[data-reuse]");
+      if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+      if (new URL(link.href, location.href).pathname !== location.pathname) return;
+      event.preventDefault();
+      let settings;
+      try {
+        const response = await fetch(`${API}/generations/${encodeURIComponent(link.dataset.reuse)}/settings`);
+        const text = await response.text();
+        if (!response.ok) {
+          showError(link, errorHtml(response.status, response.headers.get("content-type") || "", text));
+          return;
+        }
+        settings = JSON.parse(text).settings;
+      } catch (_) {
+        showError(link, alertHtml("Lumiku is not answering. Is it still running?"));
+        return;
+      }
+      const photo = settings.referenceAvatarId
+        && $(`input[name=reference][value="${CSS.escape(settings.referenceAvatarId)}"]`, form);
+      if (settings.referenceAvatarId && !photo) { location.assign(link.href); return; }  // not in the picker
+      const notes = fillForm(form, settings, photo, hooks);
+      $("[data-reuse-text]", note).textContent = note.dataset.words;
+      $$("p.small", note).forEach((line) => line.remove());
+      notes.forEach((text) => {
+        const line = document.createElement("p");
+        line.className = "small";
+        line.textContent = text;
+        $("div", note).append(line);
+      });
+      note.hidden = false;
+      const smooth = !matchMedia("(prefers-reduced-motion: reduce)").matches;
+      $("#generate-title").scrollIntoView({ block: "start", behavior: smooth ? "smooth" : "auto" });
+      $("#prompt", form).focus({ preventScroll: true });
+    });
+  }
+
+  function fillForm(form, settings, photo, hooks) {
+    const notes = [];
+    const set = (selector, value) => { const field = $(selector, form); if (field) field.value = value ?? ""; };
+    set("#prompt", settings.prompt);
+    const preset = settings.presetId != null && $(`#start-from option[value="preset-${settings.presetId}"]`, form);
+    set("#start-from", preset ? preset.value : "");
+    set("#negative-prompt", settings.negativePrompt);
+    set("#count", settings.count);
+    set("#seed", settings.seed);
+    const model = $(`input[name=model][value="${CSS.escape(settings.modelKey)}"]`, form);
+    if (model && !model.disabled) model.checked = true;
+    else notes.push(`${model?.dataset.name || settings.modelKey} is not installed or not enabled, so another model is chosen; download it on the Models page to use it.`);
+    const style = settings.style && $(`input[name=style][value="${CSS.escape(settings.style)}"]`, form);
+    if (style) { style.checked = true; hooks.touchStyle(); }
+    const size = $("#size", form);
+    if (settings.size && !$(`option[value="${settings.size}"]`, size)) size.add(new Option(`${settings.size} × ${settings.size}`, String(settings.size)));
+    if (settings.size) size.value = String(settings.size);
+    const none = $("input[name=reference][value='']", form);
+    const chosen = photo || none;
+    if (chosen) chosen.checked = true;
+    if (settings.photoGone) notes.push("Its photo was deleted since, so the form starts without one.");
+    const likeness = $("[data-likeness]", form);
+    if (photo && likeness && settings.likeness != null) {
+      likeness.value = String(Math.round(settings.likeness * 100));
+      hooks.touchLikeness();
+    }
+    chosen?.dispatchEvent(new Event("change", { bubbles: true }));  // the face square follows
+    hooks.fill();
+    return notes;
   }
 
   // ---------------------------------------------------------------- the Pose Generator
@@ -701,12 +897,12 @@
 
     async function send(file) {
       if (!allowed.has(file.type)) {
-        slot.insertAdjacentHTML("beforeend", alertHtml(`${file.name}: that is not a PNG, JPEG or WebP image.`));
+        slot.insertAdjacentHTML("beforeend", alertHtml(`${file.name}: That file is not a PNG, JPEG or WebP image.`));
         return;
       }
       if (file.size > maxBytes) {
-        const mb = (n) => (n / 1048576).toFixed(1);
-        slot.insertAdjacentHTML("beforeend", alertHtml(`${file.name} is ${mb(file.size)} MB; the limit is ${mb(maxBytes)} MB.`));
+        const mb = (n, digits) => (n / 1048576).toFixed(digits);
+        slot.insertAdjacentHTML("beforeend", alertHtml(`${file.name}: The file is ${mb(file.size, 1)} MB; the limit is ${mb(maxBytes, 0)} MB.`));
         return;
       }
       const body = new FormData();
@@ -933,8 +1129,11 @@
   }
 
   function start() {
+    trackHeaderHeight();
     const form = $("#generate");
     if (form) setUpGenerateForm(form);
+    const older = $("[data-show-older]");
+    if (older) setUpGenerationsCap($("#generations"), older);
     const filter = $("[data-pose-filter]");
     if (filter) setUpPoseFilter(filter);
     const poseForm = $("#pose-generate");

@@ -21,6 +21,7 @@ from .api import admin, avatars, credits, events, health, models, poses, project
 from .api import exports as export_routes
 from .api import generations as generation_routes
 from .api import queue as queue_routes
+from .api import reuse as reuse_routes
 from .api import settings as settings_routes
 from .api.methods import RouterWithOptions, with_options
 from .api.schema_page import SchemaPage
@@ -37,6 +38,7 @@ from .models import User
 from .queue import JobQueue
 from .runtime import Runtime
 from .safety import ensure_access_token, guard
+from .storage import too_large
 
 log = logging.getLogger("lumiku")
 GIL_SWITCH_SECONDS = 0.001
@@ -93,7 +95,7 @@ def _http_error(request: Request, exc: HTTPException) -> Response[Any]:
             message = f"The request body is not valid JSON ({message})."
         return _error(400, "invalid_input", message)
     if status == 413:
-        message = "The request is too large. Images may be up to the configured upload limit."
+        message = too_large(request.app.state.runtime.settings.max_upload_bytes)
     if status == 405 and (allow := headers.get("Allow")):
         message = f"This address does not take {request.method}; it takes {allow}."
     return _error(status, HTTP_CODES.get(status, "http_error"), message, headers)
@@ -216,6 +218,7 @@ def create_app(settings: Settings) -> Litestar:
         events,
         admin,
         settings_routes,
+        reuse_routes,
         queue_routes,
     )
     route_handlers += with_options([route for module in api_modules for route in module.routes])

@@ -55,6 +55,7 @@ class GenerateRequest:
     height: int | None = None
     reference_avatar_id: str | None = None  # a live avatar of the project: the photo to use
     likeness: float | None = None  # 0-1; None: the model's default
+    negative_prompt: str | None = None  # what diffusion models keep out of the image
     # a reference carried over from another generation (retry, "more like this")
     reference: references.ReferenceCopy | None = None
 
@@ -141,16 +142,18 @@ def _resolve_options(request: GenerateRequest, model: AIModel) -> tuple[str, dic
     if len(prompt) > MAX_PROMPT:
         raise InvalidInput(f"The prompt is too long; keep it under {MAX_PROMPT} characters.")
     if not 1 <= request.count <= MAX_COUNT:
-        raise InvalidInput(f"count must be between 1 and {MAX_COUNT}.")
+        raise InvalidInput(f"Images must be between 1 and {MAX_COUNT}.")
     seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED - MAX_COUNT)
     if not 0 <= seed <= MAX_SEED - MAX_COUNT:
-        raise InvalidInput(f"seed must be between 0 and {MAX_SEED - MAX_COUNT}.")
+        raise InvalidInput(f"Seed must be between 0 and {MAX_SEED - MAX_COUNT}.")
     min_size, max_size = caps.get("minSize", 64), caps.get("maxSize", 1024)
     width = caps.get("width", 512) if request.width is None else request.width
     height = caps.get("height", 512) if request.height is None else request.height
     for label, value in (("width", width), ("height", height)):
         if not min_size <= value <= max_size:
-            raise InvalidInput(f"{label} must be between {min_size} and {max_size} pixels.")
+            raise InvalidInput(
+                f"Size must be between {min_size} and {max_size} pixels (the {label} was {value})."
+            )
     multiple = caps.get("sizeMultiple", 8 if model.provider == "diffusers" else 1)
     if width % multiple or height % multiple:
         raise InvalidInput(
@@ -167,6 +170,18 @@ def _resolve_options(request: GenerateRequest, model: AIModel) -> tuple[str, dic
         raise InvalidInput(f"{model.name} has no styles; leave style out.")
     if preset_id is not None:
         options["presetId"] = preset_id
+    negative = (request.negative_prompt or "").strip()
+    if negative:
+        if model.provider == "dicebear":
+            raise InvalidInput(
+                f"{model.name} takes no negative prompt (diffusion models do); leave "
+                "negativePrompt out."
+            )
+        if len(negative) > MAX_PROMPT:
+            raise InvalidInput(
+                f"The negative prompt is too long; keep it under {MAX_PROMPT} characters."
+            )
+        options["negativePrompt"] = negative
     return prompt, options
 
 
@@ -305,6 +320,7 @@ def retry(runtime: Runtime, generation_id: str) -> tuple[AvatarGeneration, int]:
         width=options.get("width"),
         height=options.get("height"),
         reference=references.ReferenceCopy.of_generation(original),
+        negative_prompt=options.get("negativePrompt"),
     )
     return submit(runtime, original.project_id, request, retried_from=original)
 
@@ -312,6 +328,18 @@ def retry(runtime: Runtime, generation_id: str) -> tuple[AvatarGeneration, int]:
 def more_like(runtime: Runtime, avatar_id: str) -> tuple[AvatarGeneration, int]:
     """A new generation with this avatar's prompt, model, style, size and reference, and new
     seeds."""
+    avatar, request = _more_like_request(avatar_id)
+    return submit(runtime, avatar.project_id, request)
+
+
+def more_like_cost(avatar_id: str) -> tuple[int, int]:
+    """(images, credits) that more_like would make and charge: shown before it spends them."""
+    _, request = _more_like_request(avatar_id)
+    model = AIModel.get_or_none(AIModel.key == request.model_key)
+    return request.count, (model.credit_cost if model else 0) * request.count
+
+
+def _more_like_request(avatar_id: str) -> tuple[Avatar, GenerateRequest]:
     avatar = Avatar.get_or_none(Avatar.id == avatar_id)
     if avatar is None or avatar.deleted_at is not None:
         raise NotFound("No avatar has that id.")
@@ -326,8 +354,9 @@ def more_like(runtime: Runtime, avatar_id: str) -> tuple[AvatarGeneration, int]:
         width=avatar.width,
         height=avatar.height,
         reference=references.ReferenceCopy.of_generation(source) if source else None,
+        negative_prompt=(source.options or {}).get("negativePrompt") if source else None,
     )
-    return submit(runtime, avatar.project_id, request)
+    return avatar, request
 
 
 # ---------------------------------------------------------------- finish / cancel

@@ -25,6 +25,16 @@ MAX_THUMBNAIL_BYTES = 30_000  # each gallery thumbnail (issue 4: a 500-avatar pa
 ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 _NAME = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}(\.png|\.thumb\.webp)$")
 _MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"RIFF")
+# one wording for a refused upload, wherever it is noticed (the page's script says it too)
+NOT_AN_IMAGE = "That file is not a PNG, JPEG or WebP image."
+
+
+def too_large(limit_bytes: int, size_bytes: int | None = None) -> str:
+    """A file over the upload limit, with its size where it is known."""
+    limit = f"{limit_bytes / 2**20:.0f} MB"
+    if size_bytes is None:
+        return f"The file is larger than the limit of {limit}."
+    return f"The file is {size_bytes / 2**20:.1f} MB; the limit is {limit}."
 
 
 @dataclass(frozen=True)
@@ -125,19 +135,17 @@ def decode_upload(content: bytes, max_bytes: int, max_pixels: int) -> tuple[byte
     from PIL import Image, ImageOps
 
     if len(content) > max_bytes:
-        raise PayloadTooLarge(
-            f"The file is {len(content) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB."
-        )
+        raise PayloadTooLarge(too_large(max_bytes, len(content)))
     if not content:
         raise InvalidInput("The file is empty. Choose a PNG, JPEG or WebP image.")
     if not content.startswith(_MAGIC):
-        raise UnsupportedMedia("That file is not a PNG, JPEG or WebP image.")
+        raise UnsupportedMedia(NOT_AN_IMAGE)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             probe = Image.open(io.BytesIO(content))
             if probe.format not in ALLOWED_FORMATS:
-                raise UnsupportedMedia("That file is not a PNG, JPEG or WebP image.")
+                raise UnsupportedMedia(NOT_AN_IMAGE)
             if probe.width * probe.height > max_pixels:
                 raise PayloadTooLarge(
                     f"The image is {probe.width}×{probe.height} pixels; the limit is "

@@ -9,7 +9,7 @@ import io
 import re
 
 import pytest
-from conftest import API, make_settings, png_bytes
+from conftest import API, make_settings
 from PIL import Image
 from test_references import look_alike_style, upload
 from tiny_pipeline import (
@@ -229,7 +229,7 @@ def test_more_like_this_says_its_cost_before_spending(client):
     assert generations.more_like_cost(avatar["id"]) == (3, 3)
     page = client.get(f"/avatars/{avatar['id']}").text
     assert 'data-confirm="Make 3 more like this for 3 credits? Your balance after: 994."' in page
-    assert "More like this <span class=\"button-note\">· 3 credits</span>" in page
+    assert 'More like this <span class="button-note">· 3 credits</span>' in page
     assert client.balance() == 997  # looking at it spent nothing
 
 
@@ -244,9 +244,7 @@ def test_renaming_a_project_retitles_the_tab(client):
 
 # ---------------------------------------------------------------- the negative prompt
 
-pytestmark_diffusion = pytest.mark.filterwarnings(
-    f"ignore:{NUMPY_COPY_WARNING}:DeprecationWarning"
-)
+pytestmark_diffusion = pytest.mark.filterwarnings(f"ignore:{NUMPY_COPY_WARNING}:DeprecationWarning")
 
 
 @pytest.fixture(scope="session")

@@ -64,6 +64,17 @@ class GenerateBody(Body, rename="camel"):
         ]
         | None
     ) = None
+    negative_prompt: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                description="Diffusion models: what to keep out of the image (up to 2000 "
+                "characters). Models that run without guidance (the one-step Turbo models) "
+                "ignore it; the Instant model refuses it.",
+            ),
+        ]
+        | None
+    ) = None
 
 
 @dataclass

@@ -47,6 +47,13 @@ class DeviceChoice:
     dtype_name: str  # "float16", "bfloat16" or "float32"
 
 
+def follows_negative_prompt(capabilities: dict[str, Any]) -> bool:
+    """Classifier-free guidance (guidance above 1) is what reads a negative prompt: one-step
+    models run without it, and FLUX's guidance is distilled into the model, not CFG."""
+    distilled = str(capabilities.get("hfRepo") or "").startswith("black-forest-labs/FLUX")
+    return float(capabilities.get("guidance", 0.0)) > 1.0 and not distilled
+
+
 def torch_available() -> bool:
     """Whether the diffusion extra is installed (found, not imported: that takes seconds)."""
     import importlib.util
@@ -447,7 +454,10 @@ class DiffusersEngine:
         caps = job.capabilities
         steps = int(job.options.get("steps") or caps.get("steps", 4))
         guidance = float(caps.get("guidance", 0.0))
-        negative = job.options.get("negativePrompt") or None
+        # recorded in the PNG only where the pipeline used it
+        negative = (
+            (job.options.get("negativePrompt") or None) if follows_negative_prompt(caps) else None
+        )
         with self._lock:
             if self._idle_timer is not None:
                 self._idle_timer.cancel()
@@ -675,7 +685,7 @@ class DiffusersEngine:
             "callback_on_step_end": on_step_end,
             **plan.arguments,
         }
-        if negative and guidance > 1.0:
+        if negative:
             call["negative_prompt"] = [negative] * count
         failpoints.hit("engine.generate")
         try:

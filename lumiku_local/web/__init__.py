@@ -7,6 +7,7 @@ import logging
 from litestar import MediaType, Request, Response, Router
 from litestar.exceptions import HTTPException, ValidationException
 
+from .. import storage
 from ..api.methods import RouterWithOptions
 from ..api.strict_input import describe
 from ..errors import LumikuError
@@ -53,7 +54,7 @@ def _http_error(request: Request, exc: HTTPException) -> Response[str]:
     elif status == 404:
         message = "There is nothing at this address."
     elif status == 413:
-        message = "That file is too large to upload."
+        message = storage.too_large(request.app.state.runtime.settings.max_upload_bytes)
     else:
         message = exc.detail or "That did not work."
     return html_error(request, status, message, dict(exc.headers or {}))

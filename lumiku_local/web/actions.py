@@ -79,7 +79,7 @@ def rename_project(project_id: FromPath[str], data: Form) -> Template:
     project = projects.update(project_id, data.get("name", ""), None)
     return fragment(
         "_project_title.html",
-        {"project": shapes.project(project)},
+        {"project": shapes.project(project), "renamed": True},  # the tab's title follows
         _toast(f"Renamed to “{project.name}”."),
     )
 
@@ -133,6 +133,7 @@ def generate(state: State, project_id: FromPath[str], data: Form) -> Template:
         height=size,
         reference_avatar_id=reference,
         likeness=None if likeness is None else likeness / 100,  # the slider is in percent
+        negative_prompt=None if takes_style else data.get("negativePrompt"),
     )
     generation, balance = generations.submit(state.runtime, project_id, request)
     spent = generation.credit_cost * generation.count

@@ -31,7 +31,7 @@ from ..db import tuples, utcnow
 from ..engines import engine_for
 from ..engines.dicebear import DiceBearEngine
 from ..errors import NotFound
-from ..generations import counts_by_status
+from ..generations import APP_ID, counts_by_status
 from ..models import (
     AIModel,
     Avatar,
@@ -43,7 +43,7 @@ from ..models import (
     Pose,
     User,
 )
-from . import cards, gallery
+from . import cards, gallery, generate_form
 from .exports import panel as export_panel
 
 log = logging.getLogger("lumiku.web")
@@ -164,10 +164,12 @@ def project_page(
     state: State,
     project_id: FromPath[str],
     reference: FromQuery[str | None] = None,
+    reuse: FromQuery[str | None] = None,
     deleted: FromQuery[str | None] = None,
 ) -> Template:
-    """The project: its generate form (with `?reference=` an avatar chosen as its photo), and
-    the first page of its gallery (with `?deleted=` the avatar its page just deleted, to undo)."""
+    """The project: its generate form (with `?reference=` an avatar chosen as its photo, with
+    `?reuse=` filled with a generation's settings, or `avatar:<id>`'s), and the first page of
+    its gallery (with `?deleted=` the avatar its page just deleted, to undo)."""
     project = generations.live_project(project_id)
     shown = gallery.page_context(project.id, deleted)
     recent = list(
@@ -183,6 +185,11 @@ def project_page(
         engine = engine_for("dicebear")
         if isinstance(engine, DiceBearEngine):
             engine.warm_up_soon()
+    default_style = (instant or {}).get("capabilities", {}).get("defaultStyle")
+    form = generate_form.context(
+        state.runtime.user_id, project.id, reuse, models, _default_model(models), default_style
+    )
+    reference = reference or form["form"]["reference"]
     return _page(
         state,
         "project.html",
@@ -191,11 +198,11 @@ def project_page(
         **shown,
         generations=cards.cards(recent),
         models=models,
-        chosen_model=_default_model(models),
+        chosen_model=form["form"]["model"],
         styles=styles,
         photo_styles=set(((instant or {}).get("reference") or {}).get("styles") or ()),
         sample_src=_sample_uris(tuple(styles)),
-        default_style=(instant or {}).get("capabilities", {}).get("defaultStyle"),
+        default_style=form["form"]["style"],
         references=_reference_choices(state, project.id, reference),
         chosen_reference=reference,
         presets=[shapes.preset(p) for p in AvatarPreset.select().order_by(AvatarPreset.sort_order)],
@@ -204,8 +211,8 @@ def project_page(
             for p in PersonaExample.select().order_by(PersonaExample.sort_order)
         ],
         max_count=generations.MAX_COUNT,
-        sizes=(256, 384, 512, 768, 1024),
         max_upload_bytes=state.runtime.settings.max_upload_bytes,
+        **form,
     )
 
 
@@ -280,6 +287,11 @@ def avatar_page(state: State, avatar_id: FromPath[str]) -> Template:
         project=shapes.project(project),
         model_name=model.name if model else avatar.model_key,
         generation=generation,
+        reusable=bool(avatar.prompt) and generation is not None and generation.app_id == APP_ID,
+        negative_prompt=(generation.options or {}).get("negativePrompt") if generation else None,
+        more=generations.more_like_cost(avatar.id)
+        if avatar.source == "generated" and avatar.prompt
+        else None,
         variation=names.variation_label(avatar.variation_key),
         file_name=names.avatar_file_name(
             project.name, avatar.name, avatar.variation_key, avatar.seed

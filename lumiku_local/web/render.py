@@ -70,6 +70,11 @@ def size(value: int | float | None) -> str:
     return f"{number:.1f} GB"
 
 
+def style_name(style: str | None) -> str:
+    """A DiceBear style as people read it: "adventurer-neutral" -> "Adventurer Neutral"."""
+    return " ".join(word.capitalize() for word in (style or "").split("-"))
+
+
 def age_flags(generation: dict[str, Any]) -> dict[str, bool]:
     """Whether an unfinished generation is slow enough for a warning, or for a retry."""
     if generation["status"] not in ("pending", "processing"):
@@ -95,7 +100,7 @@ def environment() -> Environment:
         warn_after_s=int(WARN_AFTER.total_seconds()),
         retry_after_s=int(RETRY_AFTER.total_seconds()),
     )
-    env.filters.update(ago=ago, when=when, size=size)
+    env.filters.update(ago=ago, when=when, size=size, style_name=style_name)
     return env
 
 

@@ -183,8 +183,8 @@ def test_the_trash_restores_an_avatar_and_a_project_and_empties(
         projects_part.get_by_role("button", name="Restore").click()
         toasts(page).to_contain_text("Restored “Old campaign”.")
         expect(page.get_by_text("The trash is empty.")).to_be_visible()
-        assert len(server.get(f"{API}/projects/{keep}/avatars")["avatars"]) == 2
-        assert len(server.get(f"{API}/projects/{gone}/avatars")["avatars"]) == 3
+        assert server.get(f"{API}/projects/{keep}")["project"]["avatarCount"] == 2
+        assert server.get(f"{API}/projects/{gone}")["project"]["avatarCount"] == 3
 
         page.goto(f"{server.url}/projects")
         expect(page.get_by_role("link", name="Old campaign")).to_be_visible()

@@ -16,13 +16,26 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 
-from . import __version__, data_folder, failpoints, generations, migrations, orphans, web
-from .api import admin, avatars, credits, events, health, models, poses, projects, strict_input
+from . import __version__, data_folder, failpoints, generations, migrations, orphans, trash, web
+from .api import (
+    admin,
+    avatars,
+    credits,
+    events,
+    health,
+    models,
+    poses,
+    projects,
+    strict_input,
+)
 from .api import exports as export_routes
 from .api import generations as generation_routes
 from .api import queue as queue_routes
 from .api import reuse as reuse_routes
 from .api import settings as settings_routes
+from .api import (
+    trash as trash_routes,
+)
 from .api.methods import RouterWithOptions, with_options
 from .api.schema_page import SchemaPage
 from .config import Settings
@@ -157,6 +170,7 @@ def _start(settings: Settings, state: State) -> None:
         migrations.reseed_catalog()
         runtime.user_id = User.select().order_by(User.id).first().id
         state.downloads.resume_interrupted()
+        trash.empty_expired(runtime)  # what was deleted trash_days ago lets go of its files
         orphans.sweep(settings.files_dir)  # nothing is writing yet; unnamed files are kept aside
     state.job_queue.start()
 
@@ -219,6 +233,7 @@ def create_app(settings: Settings) -> Litestar:
         admin,
         settings_routes,
         reuse_routes,
+        trash_routes,
         queue_routes,
     )
     route_handlers += with_options([route for module in api_modules for route in module.routes])

@@ -301,11 +301,18 @@ def enqueue_new(runtime: Runtime, generation: AvatarGeneration) -> None:
     runtime.publish(generation_event(generation))
 
 
-def retry(runtime: Runtime, generation_id: str) -> tuple[AvatarGeneration, int]:
-    """A new generation with the same request, linked to the old one; history stays as it was."""
+def retry(
+    runtime: Runtime, generation_id: str, only_missing: bool = False
+) -> tuple[AvatarGeneration, int]:
+    """A new generation with the same request, linked to the old one; history stays as it was.
+
+    `only_missing`: just the variations the old one did not deliver, with their own keys and
+    seeds (so the images are the ones it would have made), charged for those alone."""
     original = get_generation(generation_id)
     if original.status not in TERMINAL_STATUSES:
         raise Conflict("This generation is still running; cancel it first or wait for it.")
+    if only_missing:
+        return _retry_missing(runtime, original)
     if original.app_id != APP_ID:  # the Pose Generator describes its own batches
         from . import pose_generations
 
@@ -323,6 +330,46 @@ def retry(runtime: Runtime, generation_id: str) -> tuple[AvatarGeneration, int]:
         negative_prompt=options.get("negativePrompt"),
     )
     return submit(runtime, original.project_id, request, retried_from=original)
+
+
+def missing_variations(generation: AvatarGeneration) -> list[Variation]:
+    """The planned variations of which no avatar was made (one deleted since was delivered)."""
+    made = {
+        key
+        for (key,) in tuples(
+            Avatar.select(Avatar.variation_key).where(Avatar.generation == generation.id)
+        )
+    }
+    return [variation for variation in variations_of(generation) if variation.key not in made]
+
+
+def _retry_missing(runtime: Runtime, original: AvatarGeneration) -> tuple[AvatarGeneration, int]:
+    """The same batch, app and options, planned as the missing variations only."""
+    with write_transaction():
+        missing = missing_variations(original)
+        if not missing:
+            raise Conflict(
+                "Every image of this generation was delivered; nothing is missing. "
+                "Retry without `only` for a new batch.",
+                code="nothing_missing",
+            )
+        project = live_project(original.project_id)
+        model = choose_model(original.model_id)
+        copy = references.ReferenceCopy.of_generation(original)
+        if copy is not None:
+            references.check_kept(copy, runtime.settings.files_dir)
+        batch = Batch(
+            app_id=original.app_id,
+            prompt=original.prompt,
+            name=original.name,
+            options=dict(original.options or {}),
+            plan=missing,
+            reference=copy,
+            reference_info=original.reference if copy else None,
+        )
+        generation, balance = create(runtime, project, model, batch, retried_from=original)
+    enqueue_new(runtime, generation)
+    return generation, balance
 
 
 def more_like(runtime: Runtime, avatar_id: str) -> tuple[AvatarGeneration, int]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import delete, get, patch, post
 from litestar.datastructures import State, UploadFile
-from litestar.params import FromPath, JSONBody, MultipartBody, Parameter
+from litestar.params import FromPath, JSONBody, MultipartBody, Parameter, QueryParameter
 
 from .. import avatars, generations, projects
 from ..errors import InvalidInput
@@ -127,11 +127,67 @@ def rename_project(project_id: FromPath[str], data: JSONBody[ProjectPatch]) -> d
     return {"project": shapes.project(projects.update(project_id, data.name, data.description))}
 
 
+@get(
+    f"{API}/projects/{{project_id:str}}/avatars",
+    tags=["avatars"],
+    responses=errors(404, 422),
+)
+@blocking
+def list_project_avatars(
+    project_id: FromPath[str],
+    limit: Annotated[
+        int, Parameter(ge=1, le=projects.MAX_PAGE_SIZE, description="avatars per page")
+    ] = projects.GALLERY_PAGE,
+    cursor: Annotated[
+        str | None, Parameter(max_length=512, description="the previous page's nextCursor")
+    ] = None,
+    favorite: Annotated[
+        bool | None, Parameter(description="only favourites (true) or only the others (false)")
+    ] = None,
+    source: Annotated[
+        Literal["upload", "generated"] | None,
+        Parameter(description="only uploaded photos or only generated avatars"),
+    ] = None,
+    generation_id: Annotated[
+        str | None,
+        QueryParameter(name="generationId", max_length=64, description="only this generation's"),
+    ] = None,
+    order: Annotated[
+        Literal["newest", "oldest"], Parameter(description="newest (default) or oldest first")
+    ] = "newest",
+) -> dict[str, Any]:
+    """The project's live avatars a page at a time, filtered and sorted: follow `nextCursor`
+    until null. `total` counts every avatar the filter matches."""
+    project = generations.live_project(project_id)
+    where = projects.AvatarFilter(favorite, source, generation_id, order)
+    page = projects.avatar_page(project.id, limit, cursor, where)
+    return {
+        "avatars": [shapes.avatar(avatar) for avatar in page.avatars],
+        "nextCursor": page.next_cursor,
+        "total": projects.count_avatars(project.id, where),
+    }
+
+
 @delete(f"{API}/projects/{{project_id:str}}", tags=["projects"], responses=change_errors(404))
 @blocking
 def delete_project(state: State, project_id: FromPath[str]) -> None:
-    """Cancels and refunds the project's unfinished generations and removes its files."""
+    """Moves the project and its avatars to the trash (`…/restore` undoes it until the trash is
+    emptied) and cancels its unfinished generations, refunding what they did not deliver."""
     projects.delete(state.runtime, project_id)
+
+
+@post(
+    f"{API}/projects/{{project_id:str}}/restore",
+    tags=["projects"],
+    status_code=200,
+    responses=change_errors(404, 409),
+)
+@blocking
+def restore_project(state: State, project_id: FromPath[str]) -> dict[str, Any]:
+    """Take the project out of the trash with the avatars deleted with it (its canceled
+    generations stay canceled and refunded); 409 when the trash no longer holds it."""
+    project = projects.restore(state.runtime, project_id)
+    return {"project": shapes.project(project, projects.count_avatars(project.id))}
 
 
 @post(
@@ -187,7 +243,9 @@ routes = [
     list_projects,
     get_project,
     rename_project,
+    list_project_avatars,
     delete_project,
+    restore_project,
     upload_avatar,
     generate,
     list_generations,

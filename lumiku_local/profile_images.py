@@ -184,7 +184,7 @@ def _circle(picture: PILImage.Image) -> PILImage.Image:
     big = side * _CIRCLE_SUPERSAMPLE
     mask = Image.new("L", (big, big), 0)
     ImageDraw.Draw(mask).ellipse((0, 0, big - 1, big - 1), fill=255)
-    mask = mask.resize((side, side), Image.Resampling.LANCZOS)
+    mask = mask.reduce(_CIRCLE_SUPERSAMPLE)  # a box average: the edge's coverage
     rgba = picture.convert("RGBA")
     rgba.putalpha(ImageChops.multiply(rgba.getchannel("A"), mask))
     return rgba

@@ -215,7 +215,8 @@ def test_avatar_detail_downloads_png_copies_seed_and_makes_more(server, ui, brow
     page.goto(f"{server.url}/projects/{project_id}")
     generation_id = generate_from_form(page, "a wizard with a tall hat", 2)
     expect(card(page, generation_id)).to_have_attribute("data-status", "completed")
-    page.locator("#gallery li.tile a").first.click()
+    page.locator("#gallery li.tile a").first.click()  # the viewer, which leads to the page
+    page.locator("#viewer").get_by_role("link", name="Open page").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("a wizard with a tall hat")
     seed = page.locator("#seed-value").inner_text()
     with page.expect_download() as download_info:

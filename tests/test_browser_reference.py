@@ -138,7 +138,8 @@ def test_the_photo_page_leads_to_the_form_with_the_photo_chosen(server, ui, tmp_
     project_id = new_project(server)
     page.goto(f"{server.url}/projects/{project_id}")
     photo_id = upload_photo(page, tmp_path, "passport")
-    page.locator(f"#avatar-{photo_id} a").click()
+    page.locator(f"#avatar-{photo_id} a").click()  # the viewer, which leads to the page
+    page.locator("#viewer").get_by_role("link", name="Open page").click()
     page.get_by_role("link", name="Make avatars from this photo").click()
     expect(page).to_have_url(re.compile(rf"/projects/{project_id}\?reference={photo_id}"))
     expect(page.locator(f"#reference-{photo_id} input")).to_be_checked()

@@ -123,6 +123,7 @@
     $("#confirm-text").textContent = text;
     $("#confirm-ok").textContent = okLabel || "Delete";
     $("#confirm-ok").className = `button ${kind === "primary" ? "primary" : "danger"}`;  // spending is no deletion
+    $("#confirm button[value=cancel]").textContent = kind === "primary" ? "Cancel" : "Keep it";
     dialog.returnValue = "";
     dialog.showModal();
     return new Promise((resolve) => {
@@ -566,8 +567,23 @@
     const header = $(".topbar")?.getBoundingClientRect().bottom || 0;
     if (box.top >= header && box.bottom <= innerHeight) return;  // in view already (desktop)
     const smooth = !matchMedia("(prefers-reduced-motion: reduce)").matches;
+    holdScroll();
     ($("#generations-title") || card).scrollIntoView({ block: "start", behavior: smooth ? "smooth" : "auto" });
   }
+
+  // The browser's scroll anchoring follows an element below a card that grows as its images
+  // arrive, and so pushes the card's title under the sticky header just after we (or a link)
+  // lined it up: held off until the person scrolls or types themselves.
+  function holdScroll() {
+    const root = document.documentElement;
+    root.style.overflowAnchor = "none";
+    const release = () => {
+      root.style.overflowAnchor = "";
+      for (const name of HAND_EVENTS) removeEventListener(name, release);
+    };
+    for (const name of HAND_EVENTS) addEventListener(name, release, { passive: true });
+  }
+  const HAND_EVENTS = ["wheel", "touchstart", "keydown"];
 
   // The project page shows its newest generations; older ones wait behind "Show older"
   // (a long history pushed the gallery thousands of pixels down). New cards push out old ones.
@@ -595,6 +611,7 @@
     new ResizeObserver(() => {
       document.documentElement.style.setProperty("--topbar-height", `${bar.offsetHeight}px`);
     }).observe(bar);
+    if (location.hash.length > 1) holdScroll();  // a link's target (…#generation-x) stays put
   }
 
   // a recent prompt, chosen from the menu, goes into the prompt (the arrow keys walk them)
@@ -981,6 +998,7 @@
     if (focused) $(`[hx-post="${focused}"]`, fresh)?.focus();
     return fresh;
   }
+
 
   async function refreshCard(id, withTiles) {
     const pending = refreshing.get(id);

@@ -189,11 +189,11 @@ def test_generate_four_instant_avatars_and_watch_them_finish(server, ui):
     expect(page.locator("#cost")).to_have_text("Costs 3 credits · balance after: 997")
     page.get_by_label("Start from a preset or persona").select_option(label="Anime character")
     expect(page.get_by_label("Prompt", exact=True)).to_have_value(re.compile("anime style"))
-    expect(page.locator("[data-style-name]")).to_have_text("lorelei")  # the preset's style
-    page.get_by_text("Style: lorelei").click()
+    expect(page.locator("[data-style-name]")).to_have_text("Lorelei")  # the preset's style
+    page.get_by_text("Style: Lorelei").click()
     sample = page.locator("label.style-choice:has(input[value=bottts])")
     sample.click()
-    expect(page.locator("[data-style-name]")).to_have_text("bottts")
+    expect(page.locator("[data-style-name]")).to_have_text("Bottts")
     wait_for(lambda: sample.locator("img").evaluate("img => img.complete && img.naturalWidth") > 0)
     generation_id = generate_from_form(page, "a friendly astronaut", 4)
     expect(page.locator("#toasts")).to_contain_text("Started 4 avatars: 4 credits, 996 left.")

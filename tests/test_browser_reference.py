@@ -156,11 +156,11 @@ def test_a_style_without_colours_says_it_cannot_use_the_photo(server, ui, tmp_pa
     expect(page.locator("[data-photo-styles-note]")).to_be_visible()
     page.get_by_text("Style: ").click()
     greyed = page.locator("label.style-choice:not([data-photo])").first
-    style = greyed.locator("input").get_attribute("value")
+    style = greyed.get_attribute("data-style-label")  # its readable name
     greyed.click()  # chosen by hand with the photo already picked: it stays chosen
     expect(page.locator("[data-style-name]")).to_have_text(style)
     note = page.locator("[data-reference-note]")
-    expect(note).to_have_text(re.compile(rf"The {style} style cannot use a photo"))
+    expect(note).to_have_text(re.compile(rf"The {re.escape(style)} style cannot use a photo"))
     generate = page.get_by_role("button", name="Generate", exact=True)
     expect(generate).to_be_disabled()
     page.locator("label.style-choice[data-photo]").first.click()

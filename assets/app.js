@@ -1068,6 +1068,18 @@
     try { replaceWith(row, await fetchHtml(`/ui/models/${encodeURIComponent(key)}/row`)); } catch (_) { /* next event */ }
   }
 
+  // A download that fails at once (offline) can send its event before the Download answer
+  // lands, and the answer's "downloading" row would then stay with no error: once it is in
+  // place, fetch the row again (and take back "Download started" if it failed meanwhile).
+  document.addEventListener("htmx:afterSettle", async (event) => {
+    const match = (event.detail.requestConfig?.path || "").match(/^\/ui\/models\/([^/]+)\/download$/);
+    if (!match) return;
+    const key = decodeURIComponent(match[1]);
+    await refreshModel(key);
+    const row = $(`[data-model="${CSS.escape(key)}"]`);
+    if (row && !$("[data-download-progress]", row) && $("[role=alert]", row)) dropToasts(`download:${key}`);
+  });
+
   function onDownload(event) {
     const row = $(`[data-model="${CSS.escape(event.modelKey)}"]`);
     if (!row) return;

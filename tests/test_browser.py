@@ -230,6 +230,9 @@ def test_avatar_detail_downloads_png_copies_seed_and_makes_more(server, ui, brow
     screenshot(page, "avatar-desktop")
 
     page.get_by_role("button", name="More like this").click()
+    dialog = page.get_by_role("dialog")  # it says the cost before it spends anything
+    expect(dialog).to_contain_text("Make 2 more like this for 2 credits?")
+    dialog.get_by_role("button", name="Make 2 for 2 credits").click()
     expect(page).to_have_url(re.compile(rf"/projects/{project_id}#generation-"))
     new_id = page.url.rsplit("#generation-", 1)[1]
     assert new_id != generation_id

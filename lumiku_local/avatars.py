@@ -137,18 +137,7 @@ def delete_many(runtime: Runtime, avatar_ids: list[str]) -> int:
             raise NotFound(_naming("No live avatar has the id", gone), code="avatar_not_found")
         now = utcnow()
         Avatar.update(deleted_at=now).where(Avatar.id.in_(wanted)).execute()
-        AvatarUsageHistory.insert_many(
-            [
-                {
-                    "user": rows[i].user_id,
-                    "project": rows[i].project_id,
-                    "avatar": i,
-                    "action": "delete",
-                    "details": {},
-                }
-                for i in wanted
-            ]
-        ).execute()
+        _record_history(rows, wanted, "delete")
     return len(wanted)
 
 
@@ -182,19 +171,24 @@ def restore_many(runtime: Runtime, avatar_ids: list[str]) -> int:
                 code="project_deleted",
             )
         Avatar.update(deleted_at=None).where(Avatar.id.in_(wanted)).execute()
-        AvatarUsageHistory.insert_many(
-            [
-                {
-                    "user": rows[i].user_id,
-                    "project": rows[i].project_id,
-                    "avatar": i,
-                    "action": "restore",
-                    "details": {},
-                }
-                for i in wanted
-            ]
-        ).execute()
+        _record_history(rows, wanted, "restore")
     return len(wanted)
+
+
+def _record_history(rows: dict[str, Avatar], avatar_ids: list[str], action: str) -> None:
+    """One usage-history row per avatar, in the caller's write transaction."""
+    AvatarUsageHistory.insert_many(
+        [
+            {
+                "user": rows[i].user_id,
+                "project": rows[i].project_id,
+                "avatar": i,
+                "action": action,
+                "details": {},
+            }
+            for i in avatar_ids
+        ]
+    ).execute()
 
 
 def _checked_ids(avatar_ids: list[str]) -> list[str]:

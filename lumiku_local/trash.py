@@ -99,16 +99,12 @@ def empty(runtime: Runtime, older_than: dt.timedelta | None = None) -> Emptied:
             avatars = avatars.where(Avatar.deleted_at <= now - older_than)
         project_ids = [project.id for project in projects]
         # the avatars of an emptied project go with it, whenever they were deleted
-        doomed = (
-            dicts(
-                avatars.orwhere(
-                    Avatar.project.in_(project_ids)
-                    & Avatar.purged_at.is_null()
-                    & Avatar.deleted_at.is_null(False)
-                )
+        doomed = dicts(
+            avatars.orwhere(  # an empty IN is false: no project, no extra avatars
+                Avatar.project.in_(project_ids)
+                & Avatar.purged_at.is_null()
+                & Avatar.deleted_at.is_null(False)
             )
-            if project_ids
-            else dicts(avatars)
         )
         ids = [row["id"] for row in doomed]
         for start in range(0, len(ids), 400):

@@ -30,6 +30,9 @@ class ProjectPatch(Body):
     description: str | None = None
 
 
+Cursor = Annotated[
+    str | None, Parameter(max_length=512, description="the previous page's nextCursor")
+]
 SmallInt = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]  # what SQLite can hold
 
 
@@ -96,9 +99,7 @@ def list_projects(
     limit: Annotated[
         int, Parameter(ge=1, le=projects.MAX_PAGE_SIZE, description="projects per page")
     ] = projects.PAGE_SIZE,
-    cursor: Annotated[
-        str | None, Parameter(max_length=512, description="the previous page's nextCursor")
-    ] = None,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Projects, most recently active first, a page at a time: follow `nextCursor` until null."""
     page = projects.list_live(state.runtime, limit, cursor)
@@ -138,9 +139,7 @@ def list_project_avatars(
     limit: Annotated[
         int, Parameter(ge=1, le=projects.MAX_PAGE_SIZE, description="avatars per page")
     ] = projects.GALLERY_PAGE,
-    cursor: Annotated[
-        str | None, Parameter(max_length=512, description="the previous page's nextCursor")
-    ] = None,
+    cursor: Cursor = None,
     favorite: Annotated[
         bool | None, Parameter(description="only favourites (true) or only the others (false)")
     ] = None,

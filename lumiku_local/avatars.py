@@ -110,7 +110,11 @@ def update(
 
 
 def file_path(runtime: Runtime, avatar_id: str, thumbnail: bool) -> Path:
-    avatar = get_live(avatar_id)
+    return path_of(runtime, get_live(avatar_id), thumbnail)
+
+
+def path_of(runtime: Runtime, avatar: Avatar, thumbnail: bool) -> Path:
+    """Where the avatar's image (or thumbnail) is; 404 when the file is missing."""
     name = avatar.thumbnail_file if thumbnail else avatar.image_file
     path = storage.resolve(runtime.settings.files_dir, name)
     if not path.is_file():

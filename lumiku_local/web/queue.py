@@ -12,7 +12,7 @@ from litestar.params import FromPath
 from litestar.plugins.htmx import ClientRedirect
 from litestar.response import File, Template
 
-from .. import avatars, credits, lineup, projects, storage, trash
+from .. import avatars, credits, lineup, projects, trash
 from ..api import blocking
 from ..api import queue as queue_api
 from ..api.avatars import CACHE
@@ -207,9 +207,7 @@ def trashed_thumbnail(state: State, avatar_id: FromPath[str]) -> File:
     avatar = Avatar.get_or_none(Avatar.id == avatar_id)
     if avatar is None or avatar.deleted_at is None or avatar.purged_at is not None:
         raise NotFound("The trash holds no avatar with that id.")
-    path = storage.resolve(state.runtime.settings.files_dir, avatar.thumbnail_file)
-    if not path.is_file():
-        raise NotFound("The image file is missing from the data folder; run `lumiku doctor`.")
+    path = avatars.path_of(state.runtime, avatar, thumbnail=True)
     return File(path, media_type="image/webp", content_disposition_type="inline", headers=CACHE)
 
 

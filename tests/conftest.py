@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import signal
 import time
@@ -51,8 +52,8 @@ def _no_failpoints() -> Iterator[None]:
 
 
 @pytest.fixture
-def settings(tmp_path) -> Settings:
-    return make_settings(tmp_path / "home")
+def settings(tmp_path, backend_overrides) -> Settings:
+    return make_settings(tmp_path / "home", **backend_overrides)
 
 
 class Client(TestClient):
@@ -304,3 +305,98 @@ class Server:
         code = self.process.wait(30)
         self.process.stdout.close()
         return code
+
+
+# --- Backends: the contract suite on SQLite and on PostgreSQL + Redis (issue 13) ---------------
+# A module with `pytestmark = pytest.mark.backends` runs each test twice, ids [sqlite] and [pg];
+# on [pg] the `settings` fixture points at a fresh PostgreSQL database and a flushed Redis db.
+# The servers come from LUMIKU_TEST_POSTGRES_URL / LUMIKU_TEST_REDIS_URL (`.ci/run` starts them
+# with `python -m tests.servers up`), else this session starts its own and stops them at the end.
+
+BACKENDS = ("sqlite", "pg")
+_test_database_numbers = itertools.count(1)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("backends") is None:
+        return
+    only_sqlite = metafunc.definition.get_closest_marker("sqlite_only") is not None
+    names = ("sqlite",) if only_sqlite else BACKENDS
+    metafunc.parametrize("backend", names, indirect=True, ids=names)
+
+
+@pytest.fixture(autouse=True)
+def backend(request) -> str:
+    """The backend this test runs on: "sqlite" unless its module is marked `backends`."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def backend_overrides(request, backend) -> dict[str, str]:
+    """The settings that put a test on its backend: none on SQLite (the embedded default)."""
+    if backend == "sqlite":
+        return {}
+    return {
+        "database_url": request.getfixturevalue("postgres_url"),
+        "queue_url": request.getfixturevalue("redis_url"),
+    }
+
+
+def backend_env(settings: Settings) -> dict[str, str]:
+    """The LUMIKU_* variables that put a `lumiku` subprocess on the same backend as `settings`."""
+    database_url = getattr(settings, "database_url", "") or ""
+    if not database_url.startswith("postgres"):
+        return {}
+    return {"LUMIKU_DATABASE_URL": database_url, "LUMIKU_QUEUE_URL": settings.queue_url}
+
+
+@pytest.fixture(scope="session")
+def backend_servers() -> Iterator[tuple[str, str]]:
+    """(PostgreSQL admin URL, Redis URL) of this session's test servers."""
+    import os
+
+    import servers as throwaway_servers
+
+    postgres_url = os.environ.get(throwaway_servers.POSTGRES_URL_VAR)
+    redis_url = os.environ.get(throwaway_servers.REDIS_URL_VAR)
+    if postgres_url and redis_url:
+        yield postgres_url, redis_url
+        return
+    started = throwaway_servers.start()
+    try:
+        yield started.postgres_url, started.redis_url
+    finally:
+        throwaway_servers.stop(started)
+
+
+@pytest.fixture
+def postgres_url(backend_servers) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test; dropped (connections cut) after it."""
+    import os
+
+    import psycopg
+
+    admin_url = backend_servers[0]
+    name = f"lumiku_t_{os.getpid()}_{next(_test_database_numbers)}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield admin_url.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_url(backend_servers) -> str:
+    """A Redis database for this test (the 16 rotate), flushed before the test."""
+    import redis
+
+    number = next(_test_database_numbers) % 16
+    url = f"{backend_servers[1]}/{number}"
+    with redis.Redis.from_url(url) as connection:
+        connection.flushdb()
+    return url

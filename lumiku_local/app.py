@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,17 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 
-from . import __version__, data_folder, failpoints, generations, migrations, orphans, trash, web
+from . import (
+    __version__,
+    data_folder,
+    failpoints,
+    generations,
+    migrations,
+    orphans,
+    trash,
+    web,
+    workers,
+)
 from .api import (
     admin,
     avatars,
@@ -39,15 +50,15 @@ from .api import (
 from .api.methods import RouterWithOptions, with_options
 from .api.schema_page import SchemaPage
 from .config import Settings
-from .db import connection, open_database
+from .db import connection, open_for, tuples
 from .downloads import DownloadManager
 from .engines import register as register_engine
 from .engines.dicebear import DiceBearEngine
 from .engines.diffusers import DiffusersEngine
 from .errors import LumikuError
-from .events import EventBus
+from .events import EventBus, RedisRelay
 from .machine_failures import FailureMemory, noticed
-from .models import User
+from .models import AIModel, AvatarGeneration, User
 from .queue import JobQueue
 from .runtime import Runtime
 from .safety import ensure_access_token, guard
@@ -152,8 +163,14 @@ async def _forget_failures_after_a_change(message: Any, scope: Any) -> None:
         scope["litestar_app"].state.machine_failures.clear()
 
 
-def _start(settings: Settings, state: State) -> None:
-    """Open the database, migrate, seed, and start the worker (run in a thread at startup)."""
+SWEEPER = "files-sweep"  # the lease of the one process that tidies a shared files folder
+
+
+def open_data(settings: Settings, runtime: Runtime) -> None:
+    """Open the database, migrate (one process at a time), seed, and tidy the files folder
+    where that is safe: always on one machine; on several, in the one process holding the
+    sweep's lease, and only files older than the jobs' lease (a worker elsewhere may be
+    writing one whose row has not committed yet)."""
     if settings.failpoints:
         failpoints.configure(settings.failpoints)
     # The server's threads mostly wait (on render processes, SQLite, sockets): one that wakes
@@ -161,49 +178,115 @@ def _start(settings: Settings, state: State) -> None:
     # each other's hand-offs (Instant images/s with 2 workers: 47 -> 61 here).
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
     settings.home.mkdir(parents=True, exist_ok=True)
-    settings.files_dir.mkdir(exist_ok=True)
-    data_folder.check(settings)  # a lost or damaged database is never a silent first run
-    open_database(settings.database_path, settings.busy_timeout_seconds)
-    runtime: Runtime = state.runtime
+    settings.files_dir.mkdir(parents=True, exist_ok=True)
+    if not settings.uses_postgres:
+        data_folder.check(settings)  # a lost or damaged database is never a silent first run
+    open_for(settings)
     with connection():
         migrations.migrate()
         migrations.reseed_catalog()
         runtime.user_id = User.select().order_by(User.id).first().id
+        if settings.embedded:  # nothing is writing yet; unnamed files are kept aside
+            trash.empty_expired(runtime)  # what was deleted trash_days ago lets go of its files
+            orphans.sweep(settings.files_dir)
+        elif workers.hold(SWEEPER, runtime.boot_id, settings.lease_seconds):
+            trash.empty_expired(runtime)
+            orphans.sweep(settings.files_dir, min_age_seconds=settings.lease_seconds)
+            workers.release(SWEEPER, runtime.boot_id)
+
+
+def _start(settings: Settings, state: State) -> None:
+    """Open the data, resume downloads, and start the worker (run in a thread at startup)."""
+    runtime: Runtime = state.runtime
+    open_data(settings, runtime)
+    with connection():
         state.downloads.resume_interrupted()
-        trash.empty_expired(runtime)  # what was deleted trash_days ago lets go of its files
-        orphans.sweep(settings.files_dir)  # nothing is writing yet; unnamed files are kept aside
     state.job_queue.start()
 
 
-def create_app(settings: Settings) -> Litestar:
-    """The whole app for these settings; nothing happens until it starts."""
+def _model_of(generation_id: str) -> str | None:
+    """The model a generation runs on: which Redis list its task goes to."""
+    with connection():
+        row = AvatarGeneration.get_or_none(AvatarGeneration.id == generation_id)
+        return None if row is None else row.model_id
+
+
+def _catalog_keys() -> list[str]:
+    return [key for (key,) in tuples(AIModel.select(AIModel.key))]
+
+
+@dataclass
+class Core:
+    """What a server and a `lumiku worker` process share: the runtime, the engines and the
+    job queue (whose worker threads run only where settings.run_workers)."""
+
+    settings: Settings
+    runtime: Runtime
+    job_queue: JobQueue
+    diffusion: DiffusersEngine
+    dicebear: DiceBearEngine
+    relay: RedisRelay | None
+
+    def stop(self) -> None:
+        self.runtime.stopping.set()
+        self.job_queue.stop()
+        self.dicebear.close()
+        self.diffusion.unload()
+        if self.relay is not None:
+            self.relay.close()
+
+
+def build_core(settings: Settings, kind: str, bus: EventBus | None = None) -> Core:
+    """`kind`: "embedded" (one machine), "server" or "worker" (several). `bus`: a server's
+    event bus; on Redis every process's events reach it through the relay."""
     runtime = Runtime(settings=settings)
-    bus = EventBus()
+    me = workers.Me(
+        boot_id=runtime.boot_id,
+        kind=kind,
+        threads=settings.workers if settings.run_workers else 0,
+        models=tuple(sorted(settings.model_filter)),
+    )
     job_queue = JobQueue(
         settings,
         run_task=lambda generation_id: generations.run_generation(runtime, generation_id),
         reconcile=lambda queued: generations.reconcile(runtime, queued),
+        me=me,
+        route=_model_of,
+        model_keys=_catalog_keys,
     )
     runtime.enqueue_fn = job_queue.enqueue
-    runtime.publish_fn = bus.publish
+    relay = RedisRelay(settings.queue_url, bus) if settings.uses_redis else None
+    if relay is not None:
+        runtime.publish_fn = relay.publish
+    elif bus is not None:
+        runtime.publish_fn = bus.publish
     diffusion = DiffusersEngine(settings)
     register_engine(diffusion)
-    dicebear = DiceBearEngine(processes=settings.workers)  # a render process per worker
+    # a render process per worker thread
+    dicebear = DiceBearEngine(processes=settings.workers if settings.run_workers else 1)
     register_engine(dicebear)
-    downloads = DownloadManager(settings, runtime, diffusion)
+    return Core(settings, runtime, job_queue, diffusion, dicebear, relay)
+
+
+def create_app(settings: Settings) -> Litestar:
+    """The whole app for these settings; nothing happens until it starts."""
+    bus = EventBus()
+    core = build_core(settings, "embedded" if settings.embedded else "server", bus)
+    runtime, job_queue = core.runtime, core.job_queue
+    downloads = DownloadManager(settings, runtime, core.diffusion)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         bus.bind(asyncio.get_running_loop())
+        if core.relay is not None:
+            await asyncio.to_thread(core.relay.start)
         await asyncio.to_thread(_start, settings, app.state)
         try:
             yield
         finally:
             runtime.stopping.set()
             await asyncio.to_thread(downloads.stop)
-            await asyncio.to_thread(job_queue.stop)
-            await asyncio.to_thread(dicebear.close)
-            await asyncio.to_thread(diffusion.unload)
+            await asyncio.to_thread(core.stop)
 
     token = None if settings.is_loopback else ensure_access_token(settings)
     static = create_static_files_router(

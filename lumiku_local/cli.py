@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
         ("serve", "start the studio (the default)"),
         ("doctor", "check the data folder, database, queue and credits"),
         ("models", "list, download (pull) or remove (rm) AI models"),
+        ("worker", "only generate, beside servers sharing PostgreSQL and Redis"),
     ):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("--home", help="data folder (default: your user data folder)")
@@ -45,6 +46,17 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--port", type=int, help="port (default 8765; 0 picks a free one)")
             sub.add_argument("--workers", type=int, help="generation worker threads (default 2)")
             sub.add_argument("--no-browser", action="store_true", help="do not open a browser")
+            sub.add_argument(
+                "--no-workers",
+                action="store_true",
+                help="serve the API and pages only; `lumiku worker` processes generate",
+            )
+        if name == "worker":
+            sub.add_argument("--workers", type=int, help="generation worker threads (default 2)")
+            sub.add_argument(
+                "--models",
+                help="comma-separated model keys this worker runs (default: every model)",
+            )
         if name == "doctor":
             sub.add_argument(
                 "--repair",
@@ -75,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         flags.update(host=args.host, port=args.port, workers=args.workers)
         if args.no_browser:
             flags["open_browser"] = False
+        if args.no_workers:
+            flags["run_workers"] = False
+    if args.command == "worker":
+        flags.update(workers=args.workers, worker_models=args.models)
     try:
         settings = load_settings(flags)
     except SettingsError as exc:
@@ -86,12 +102,28 @@ def main(argv: list[str] | None = None) -> int:
         from .model_cli import models_command
 
         return models_command(settings, args.action, args.key)
-    from .data_folder import DataFolderProblem, check
+    if args.command == "worker":
+        from .worker_cli import run_worker
 
-    try:
-        check(settings)
-    except DataFolderProblem as exc:
-        return _fail(exc.message)
+        return run_worker(settings)
+    if not settings.run_workers and settings.embedded:
+        return _fail(
+            "--no-workers leaves generating to `lumiku worker` processes, which share a "
+            "PostgreSQL database and a Redis queue: set database_url and queue_url first."
+        )
+    if settings.uses_postgres:
+        from .backends import problems
+
+        found = problems(settings)
+        if found:
+            return _fail("; ".join(found))
+    else:
+        from .data_folder import DataFolderProblem, check
+
+        try:
+            check(settings)
+        except DataFolderProblem as exc:
+            return _fail(exc.message)
     return serve(settings)
 
 
@@ -288,7 +320,9 @@ def serve(settings: Settings) -> int:
             f"cannot write to the data folder {settings.home} ({problem}). Choose another "
             "with --home or LUMIKU_HOME, or give your user write access to it."
         )
-    # One server per data folder: two would take each other's running jobs for orphans.
+    if not settings.embedded:  # several servers share the database: the worker table tells
+        return _serve_locked(settings)  # them apart, and each has its own home and port
+    # One server per data folder: on one machine, the SQLite file is that server's alone.
     lock = FileLock(settings.home / LOCK_FILE)
     try:
         lock.acquire(timeout=0)

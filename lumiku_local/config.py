@@ -16,6 +16,11 @@ ENV_PREFIX = "LUMIKU_"
 CONFIG_FILE = "config.toml"
 
 
+SQLITE_PREFIX = "sqlite:///"
+POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+REDIS_PREFIXES = ("redis://", "rediss://")
+
+
 class SettingsError(ValueError):
     """A setting has a value we cannot use; the message says which and why."""
 
@@ -49,9 +54,25 @@ class Settings:
     tray: bool = True
     access_token: str = ""
     trash_days: float = 30.0
+    # where the data, the queue and the files live: by default all in the data folder (one
+    # machine); PostgreSQL, Redis and a shared folder for several (README "Running on several
+    # machines")
+    database_url: str = ""  # "" (lumiku.db here), sqlite:///path or postgresql://…
+    queue_url: str = ""  # "" (queue.db here) or redis://host:port/db
+    files_dir: Path = Path()  # Path(): the data folder's files/
+    # this process runs generation workers (`lumiku serve --no-workers`: an API server only)
+    run_workers: bool = True
+    worker_models: str = ""  # comma-separated model keys a worker process runs; "" runs all
+
+    def __post_init__(self) -> None:
+        if self.files_dir == Path():
+            object.__setattr__(self, "files_dir", self.home / "files")
 
     @property
     def database_path(self) -> Path:
+        """The SQLite file (meaningless on PostgreSQL: see uses_postgres)."""
+        if self.database_url.startswith(SQLITE_PREFIX):
+            return Path(self.database_url[len(SQLITE_PREFIX) :]).expanduser()
         return self.home / "lumiku.db"
 
     @property
@@ -59,8 +80,22 @@ class Settings:
         return self.home / "queue.db"
 
     @property
-    def files_dir(self) -> Path:
-        return self.home / "files"
+    def uses_postgres(self) -> bool:
+        return self.database_url.startswith(POSTGRES_PREFIXES)
+
+    @property
+    def uses_redis(self) -> bool:
+        return self.queue_url.startswith(REDIS_PREFIXES)
+
+    @property
+    def embedded(self) -> bool:
+        """One machine, one process: SQLite and queue.db in the data folder (the default)."""
+        return not self.uses_postgres and not self.uses_redis
+
+    @property
+    def model_filter(self) -> frozenset[str]:
+        """The model keys this process's workers run; empty: every model."""
+        return frozenset(key.strip() for key in self.worker_models.split(",") if key.strip())
 
     @property
     def logs_dir(self) -> Path:
@@ -169,6 +204,45 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("trash_days must be between 0 and 3650")
     if settings.max_attempts < 1:
         raise SettingsError("max_attempts must be at least 1")
+    url = settings.database_url
+    if url and not url.startswith((SQLITE_PREFIX, *POSTGRES_PREFIXES)):
+        raise SettingsError(
+            "database_url must be empty (lumiku.db in the data folder), sqlite:///path/to/file.db "
+            f"or postgresql://user:password@host:port/database, not {_redacted(url)!r}"
+        )
+    if settings.queue_url and not settings.uses_redis:
+        raise SettingsError(
+            "queue_url must be empty (queue.db in the data folder) or redis://host:port/db, "
+            f"not {_redacted(settings.queue_url)!r}"
+        )
+    if settings.uses_redis and not settings.uses_postgres:
+        raise SettingsError(
+            "queue_url names Redis, so the database must be shared too: set database_url to "
+            "postgresql://… (SQLite is one machine's file)"
+        )
+    if settings.worker_models and not settings.uses_redis:
+        raise SettingsError(
+            "worker_models (lumiku worker --models) needs the Redis queue: set queue_url to "
+            "redis://… (queue.db has one queue for every model)"
+        )
     for name in ("lease_seconds", "reconcile_seconds", "wake_timeout_seconds"):
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name} must be greater than 0")
+
+
+def _redacted(url: str) -> str:
+    """A URL without its password, for messages and logs."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()
+
+
+def redacted(url: str) -> str:
+    return _redacted(url)

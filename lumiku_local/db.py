@@ -1,15 +1,18 @@
-"""The Peewee database: one proxy, SQLite with WAL, foreign keys and a busy timeout."""
+"""The Peewee database: one proxy, bound to SQLite (WAL, foreign keys, a busy timeout: the
+embedded default) or to PostgreSQL (several machines), with the same transaction guarantees on
+both (write_transaction)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from peewee import DatabaseProxy, SqliteDatabase
-from playhouse.pool import PooledSqliteDatabase
+from peewee import SQL, Database, DatabaseProxy, SqliteDatabase
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from . import clock, failpoints
 
@@ -34,6 +37,61 @@ class _Database(PooledSqliteDatabase):
         if sql.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
             failpoints.hit("sqlite.write")  # where a full disk or a foreign lock would strike
         return super().execute_sql(sql, params)
+
+
+# PostgreSQL: each process keeps at most this many connections; a server and a few workers stay
+# well under the server's default max_connections of 100
+PG_MAX_CONNECTIONS = 20
+# the one lock every write transaction takes on PostgreSQL (pg_advisory_xact_lock): writes
+# serialise as SQLite's BEGIN IMMEDIATE does, so a check-then-write (the balance before a
+# debit, a status before a claim) means the same on both engines
+WRITE_LOCK = "lumiku.write"
+
+
+class _PostgresDatabase(PooledPostgresqlDatabase):
+    def execute_sql(self, sql: str, params: Any = None) -> Any:
+        if sql.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+            failpoints.hit("sqlite.write")  # the same fault point on either engine
+        return super().execute_sql(sql, params)
+
+
+def lock_key(name: str) -> int:
+    """A stable 32-bit key for a PostgreSQL advisory lock named `name`."""
+    return zlib.crc32(f"lumiku:{name}".encode())
+
+
+def open_url(url: str, busy_timeout: float = 10.0) -> Database:
+    """Bind the proxy to the database at `url`: "" or sqlite:///… is handled by the caller
+    (open_database); postgresql://user:password@host:port/name opens a pool of psycopg
+    connections whose session clock is UTC, as every stored time is."""
+    from playhouse.db_url import parse
+
+    params = parse(url)
+    name = params.pop("database")
+    options = params.pop("options", "")
+    db = _PostgresDatabase(
+        name,
+        max_connections=PG_MAX_CONNECTIONS,
+        stale_timeout=STALE_SECONDS,
+        timeout=busy_timeout,  # the pool's: how long to wait for a free connection
+        prefer_psycopg3=True,
+        options=f"{options} -c timezone=UTC".strip(),
+        connect_timeout=max(1, int(busy_timeout)),
+        **params,
+    )
+    database.initialize(db)
+    return db
+
+
+def open_for(settings: Any) -> Database:  # Settings (not imported: config imports nothing here)
+    """Bind the proxy to the database the settings name."""
+    if settings.uses_postgres:
+        return open_url(settings.database_url, settings.busy_timeout_seconds)
+    return open_database(settings.database_path, settings.busy_timeout_seconds)
+
+
+def is_postgres() -> bool:
+    return isinstance(database.obj, PooledPostgresqlDatabase)
 
 
 def open_database(path: Path, busy_timeout: float = 10.0) -> SqliteDatabase:
@@ -69,9 +127,67 @@ def connection() -> Iterator[None]:
         database.close()
 
 
-def write_transaction() -> Any:  # peewee's transaction context (atomic or savepoint)
-    """A read-then-write transaction that takes the write lock up front (BEGIN IMMEDIATE)."""
-    return database.atomic("IMMEDIATE")
+@contextmanager
+def write_transaction() -> Iterator[None]:
+    """A read-then-write transaction that holds the write lock from its first statement.
+
+    SQLite: BEGIN IMMEDIATE. PostgreSQL: a transaction whose first statement takes the one
+    write lock (pg_advisory_xact_lock, released at commit or rollback), so reads inside it see
+    every earlier write (read committed) and no other write can slip in between. Nested, it is
+    a savepoint inside the outer one, which already holds the lock.
+    """
+    if not is_postgres():
+        with database.atomic("IMMEDIATE"):
+            yield
+        return
+    outermost = not database.in_transaction()
+    with database.atomic():
+        if outermost:
+            database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (lock_key(WRITE_LOCK),))
+        yield
+
+
+@contextmanager
+def savepoint() -> Iterator[None]:
+    """Inside a transaction: a statement that may break a unique key (IntegrityError), undone
+    alone. PostgreSQL aborts the whole transaction at a failed statement; a savepoint keeps the
+    rest of it (on SQLite it costs nothing)."""
+    with database.atomic():
+        yield
+
+
+@contextmanager
+def exclusive(name: str) -> Iterator[None]:
+    """Hold the lock `name` for a block that only one process may run at a time (migrations).
+
+    PostgreSQL: a session advisory lock, waited for. SQLite: one data folder is one process (its
+    single-instance lock), and each migration's BEGIN IMMEDIATE serialises the rest.
+    """
+    if not is_postgres():
+        yield
+        return
+    key = lock_key(name)
+    database.execute_sql("SELECT pg_advisory_lock(%s)", (key,))
+    try:
+        yield
+    finally:
+        database.execute_sql("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+def now() -> dt.datetime:
+    """The database's clock, naive UTC: the one clock every machine's leases are measured by.
+
+    SQLite is one machine's file, so its clock is this process's (which tests may jump)."""
+    if not is_postgres():
+        return clock.utcnow()
+    value = database.execute_sql("SELECT LOCALTIMESTAMP").fetchone()[0]
+    return cast(dt.datetime, value)
+
+
+def now_sql() -> Any:
+    """now() for an UPDATE's SET: the value itself on SQLite, LOCALTIMESTAMP in the statement
+    on PostgreSQL (no round trip)."""
+    return SQL("LOCALTIMESTAMP") if is_postgres() else clock.utcnow()
 
 
 def utcnow() -> dt.datetime:

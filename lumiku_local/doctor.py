@@ -10,9 +10,9 @@ from pathlib import Path
 
 from peewee import fn
 
-from . import data_folder, file_deletions, hardware, orphans, storage
-from .config import Settings
-from .db import connection, open_database, tuples, utcnow
+from . import data_folder, file_deletions, hardware, orphans, storage, workers
+from .config import Settings, redacted
+from .db import connection, open_database, open_for, tuples, utcnow
 from .generations import is_installed
 from .migrations import MIGRATIONS, Migration
 from .models import (
@@ -147,7 +147,23 @@ def run_checks(settings: Settings) -> list[Check]:
     if not ok:
         return checks
 
+    def postgres() -> tuple[bool, str]:
+        from .backends import postgres_problem
+
+        problem = postgres_problem(settings)
+        if problem:
+            return False, problem
+        open_for(settings)
+        with connection():
+            applied = {m.name for m in Migration.select()} if Migration.table_exists() else set()
+        todo = [m.__name__ for m in MIGRATIONS if m.__name__ not in applied]
+        if todo:
+            return False, f"migrations not applied: {', '.join(todo)}; start Lumiku to apply"
+        return True, f"PostgreSQL {redacted(settings.database_url)} ({len(applied)} migrations)"
+
     def database() -> tuple[bool, str]:
+        if settings.uses_postgres:
+            return postgres()
         state, detail = data_folder.database_state(settings.database_path)
         if state == "missing" and not data_folder.image_count(settings):
             return False, f"{settings.database_path} is missing; start Lumiku once"
@@ -184,7 +200,28 @@ def run_checks(settings: Settings) -> list[Check]:
                 )
             return True, f"{len(models)} enabled models, {len(installed)} installed"
 
+        def redis_queue() -> tuple[bool, str]:
+            from .backends import redis_problem
+            from .queue import JobQueue
+
+            problem = redis_problem(settings)
+            if problem:
+                return False, problem
+            job_queue = JobQueue(settings, run_task=lambda _: None, reconcile=lambda _: None)
+            try:
+                tasks = job_queue.storage.queue_size()
+            finally:
+                job_queue.storage.close()
+            live = workers.live(settings.lease_seconds)
+            threads = sum(worker["threads"] for worker in live)
+            return True, (
+                f"Redis {redacted(settings.queue_url)}: {tasks} queued; {len(live)} live "
+                f"process(es) with {threads} worker thread(s)"
+            )
+
         def queue() -> tuple[bool, str]:
+            if settings.uses_redis:
+                return redis_queue()
             if not settings.queue_path.is_file():
                 return False, f"{settings.queue_path} is missing; start Lumiku once"
             conn = sqlite3.connect(f"file:{settings.queue_path}?mode=ro", uri=True, timeout=5)

@@ -1,7 +1,7 @@
 """In-process fan-out of progress events to Server-Sent Events subscribers.
 
-Publishers are worker threads; subscribers are asyncio tasks in the server's loop. Scale-out
-would put a broker behind the same two methods.
+Publishers are worker threads; subscribers are asyncio tasks in the server's loop. On several
+machines RedisRelay carries every process's events to every server's bus.
 
 Order: events reach every subscriber in the order they were published (ids ascend). A
 generation's terminal event is its last: an event of it published later (a worker's step that
@@ -13,12 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
+import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
 from .models import TERMINAL_STATUSES
+
+log = logging.getLogger("lumiku.events")
 
 MAX_BACKLOG = 1000
 MAX_FINISHED = 10_000  # finished generations remembered to drop their stale events
@@ -104,3 +109,69 @@ class EventBus:
             if queue.full():
                 queue.get_nowait()
             queue.put_nowait(None)
+
+
+CHANNEL = "lumiku.events"
+
+
+class RedisRelay:
+    """Events across processes (several machines): every process publishes to one Redis
+    channel; each server listens and hands what arrives to its own EventBus, so the SSE stream
+    of any server shows the progress of jobs that any worker runs. Pub/sub keeps no history: a
+    client that reconnects catches up from the resources (GET), as on one machine."""
+
+    def __init__(self, url: str, bus: EventBus | None = None) -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url, health_check_interval=30)
+        self._bus = bus
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failed_at = 0.0
+
+    def publish(self, event: dict[str, Any]) -> None:
+        """Never blocks a worker for long nor fails it: an event lost to an unreachable Redis
+        is caught up by the page's next GET."""
+        try:
+            self._redis.publish(CHANNEL, json.dumps(event, separators=(",", ":")))
+        except Exception as exc:
+            now = time.monotonic()
+            if now - self._failed_at > 30:  # once in a while, not once per event
+                log.warning("could not publish an event to Redis: %s", exc)
+                self._failed_at = now
+
+    def start(self) -> None:
+        """Listen (servers only): a thread that relays the channel into the bus."""
+        if self._bus is None:
+            return
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._listen, args=(ready,), name="lumiku-events", daemon=True
+        )
+        self._thread.start()
+        ready.wait(5)  # subscribed before the server takes requests, or given up on for now
+
+    def _listen(self, ready: threading.Event) -> None:
+        assert self._bus is not None
+        while not self._stop.is_set():
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(CHANNEL)
+                ready.set()
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=0.5)
+                    if message is not None and message.get("type") == "message":
+                        self._bus.publish(json.loads(message["data"]))
+            except Exception as exc:
+                log.warning("lost the Redis event channel (%s); reconnecting", exc)
+                self._stop.wait(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    pubsub.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        with contextlib.suppress(Exception):
+            self._redis.close()

@@ -16,13 +16,14 @@ from typing import Any
 
 from peewee import IntegrityError, fn
 
-from . import credits, failpoints, file_deletions, names, references, storage
+from . import credits, db, failpoints, file_deletions, names, references, storage, workers
 from .catalog import TIER_ORDER
-from .db import database, tuples, utcnow, write_transaction
+from .db import database, savepoint, tuples, utcnow, write_transaction
 from .engines import EngineJob, PermanentEngineError, Variation, engine_for
 from .errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from .models import (
     TERMINAL_STATUSES,
+    UNFINISHED_STATUSES,
     AIModel,
     Avatar,
     AvatarGeneration,
@@ -406,6 +407,59 @@ def _more_like_request(avatar_id: str) -> tuple[Avatar, GenerateRequest]:
     return avatar, request
 
 
+# ---------------------------------------------------------------- state moves
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One way a generation's row may change: from which statuses, to which, and whether only
+    the worker holding the claim (its token) may make it."""
+
+    sources: tuple[str, ...]
+    target: str | None  # None: the status stays
+    holder_only: bool
+
+
+# Every change of a generation's state goes through move(): the API, the worker and the
+# reconciler, on either engine. A terminal status is never a source, so nothing overwrites it.
+TRANSITIONS = {
+    "claim": Transition(UNFINISHED_STATUSES, "processing", holder_only=False),
+    "heartbeat": Transition(("processing",), None, holder_only=True),
+    "deliver": Transition(("processing",), None, holder_only=True),
+    "attempt_failed": Transition(("processing",), "pending", holder_only=True),
+    "finish": Transition(UNFINISHED_STATUSES, None, holder_only=False),  # status: a terminal one
+}
+
+
+def move(
+    generation_id: str,
+    name: str,
+    token: str | None = None,
+    source: str | None = None,
+    **values: Any,
+) -> bool:
+    """Make the transition `name` in one guarded UPDATE; False when the row was not in a state
+    that allows it (finished, canceled, taken over), so the caller lets go.
+
+    `token`: the claim that must still hold it (required for the holder's moves; for a claim,
+    the previous holder's, so two takers cannot both win). `source`: one status of the
+    transition's sources, when the caller read which. `values`: the other columns it sets.
+    """
+    transition = TRANSITIONS[name]
+    if transition.holder_only and token is None:
+        raise ValueError(f"{name} is the claim holder's: pass its token")
+    sources = transition.sources if source is None else (source,)
+    assert set(sources) <= set(transition.sources), (name, source)
+    if transition.target is not None:
+        values["status"] = transition.target
+    assert values.get("status", "processing") in (*UNFINISHED_STATUSES, *TERMINAL_STATUSES)
+    condition = (AvatarGeneration.id == generation_id) & AvatarGeneration.status.in_(sources)
+    if token is not None or name == "claim" and source == "processing":
+        condition &= AvatarGeneration.claim_token == token
+    values.setdefault("updated_at", utcnow())
+    return bool(AvatarGeneration.update(**values).where(condition).execute())
+
+
 # ---------------------------------------------------------------- finish / cancel
 
 
@@ -423,11 +477,6 @@ def finish(
     assert status in TERMINAL_STATUSES
     failpoints.hit("generation.finish")
     with write_transaction():
-        condition = (AvatarGeneration.id == generation_id) & (
-            AvatarGeneration.status.not_in(TERMINAL_STATUSES)
-        )
-        if claim_token is not None:
-            condition &= AvatarGeneration.claim_token == claim_token
         now = utcnow()
         values: dict[str, Any] = {
             "status": status,
@@ -439,8 +488,7 @@ def finish(
         }
         if attempts is not None:
             values["error_attempts"] = attempts
-        changed = AvatarGeneration.update(**values).where(condition).execute()
-        if not changed:
+        if not move(generation_id, "finish", token=claim_token, **values):
             return False
         generation = AvatarGeneration.get_by_id(generation_id)
         delivered = Avatar.select().where(Avatar.generation == generation_id).count()
@@ -501,42 +549,51 @@ def lease_expired(runtime: Runtime, heartbeat_at: dt.datetime | None, now: dt.da
     return not -runtime.settings.lease_seconds <= age <= runtime.settings.lease_seconds
 
 
+def takeable(
+    runtime: Runtime, generation: AvatarGeneration, now: dt.datetime, live: set[str]
+) -> bool:
+    """A `processing` job may be taken over: its lease expired (its worker's thread hung, or the
+    worker is gone without a word), or its worker is gone (stopped, or its process exited: a
+    fact, so at once). A job a thread of this process runs is never taken from it. `live`:
+    workers.live_boots at `now`."""
+    if generation.boot_id == runtime.boot_id and generation.id in runtime.running:
+        return False
+    if lease_expired(runtime, generation.heartbeat_at, now):
+        return True
+    return generation.boot_id != runtime.boot_id and generation.boot_id not in live
+
+
 def claim(runtime: Runtime, generation_id: str) -> str | None:
-    """Take the job if it is pending and due, or processing under an expired lease or a dead
-    boot; None when it is not this worker's to take."""
+    """Take the job if it is pending and due, or processing and takeable; None when it is not
+    this worker's to take (a model this process does not run, among others)."""
     token = uuid.uuid4().hex
-    now = utcnow()
     with write_transaction():
+        now = db.now()
         generation = AvatarGeneration.get_or_none(AvatarGeneration.id == generation_id)
         if generation is None:
             return None
+        only = runtime.settings.model_filter
+        if only and generation.model_id not in only:
+            return None  # routed to another worker's list: reached here by a stale enqueue
         if generation.status == "pending":
             if not retry_due(runtime, generation, now):
                 return None
-            claimable = AvatarGeneration.status == "pending"
         elif generation.status == "processing":
-            if generation.boot_id == runtime.boot_id and (
-                generation_id in runtime.running
-                or not lease_expired(runtime, generation.heartbeat_at, now)
-            ):
-                return None  # a live worker of this process has it, or had it a moment ago
-            claimable = (AvatarGeneration.status == "processing") & (
-                AvatarGeneration.claim_token == generation.claim_token
-            )
+            live = workers.live_boots(now, runtime.settings.lease_seconds)
+            if not takeable(runtime, generation, now, live):
+                return None  # a live worker has it, or had it a moment ago
         else:
             return None
-        changed = (
-            AvatarGeneration.update(
-                status="processing",
-                boot_id=runtime.boot_id,
-                claim_token=token,
-                heartbeat_at=now,
-                started_at=generation.started_at or now,
-                updated_at=now,
-                next_attempt_at=None,
-            )
-            .where((AvatarGeneration.id == generation_id) & claimable)
-            .execute()
+        changed = move(
+            generation_id,
+            "claim",
+            token=generation.claim_token if generation.status == "processing" else None,
+            source=generation.status,
+            boot_id=runtime.boot_id,
+            claim_token=token,
+            heartbeat_at=now,
+            started_at=generation.started_at or now,
+            next_attempt_at=None,
         )
     if not changed:
         return None
@@ -595,13 +652,10 @@ class _Worker:
             return
         self.last_heartbeat = now
         self.runtime.touch()
-        values: dict[str, Any] = {"heartbeat_at": utcnow(), "run_seconds": self.run_seconds()}
+        values: dict[str, Any] = {"heartbeat_at": db.now_sql(), "run_seconds": self.run_seconds()}
         if progress is not None:
             values["progress"] = progress
-        AvatarGeneration.update(**values).where(
-            (AvatarGeneration.id == self.generation.id)
-            & (AvatarGeneration.claim_token == self.token)
-        ).execute()
+        move(self.generation.id, "heartbeat", token=self.token, **values)
 
     @contextlib.contextmanager
     def keep_alive(self) -> Iterator[None]:
@@ -646,24 +700,25 @@ class _Worker:
                 raise _LostClaim()
             storage.write(self.settings.files_dir, prepared)  # see storage.write
             try:
-                Avatar.create(
-                    user=generation.user_id,
-                    project=generation.project_id,
-                    generation=generation.id,
-                    variation_key=variation.key,
-                    pose_id=variation.pose_id,
-                    name=_avatar_name(generation, variation),
-                    source="generated",
-                    prompt=generation.prompt,
-                    seed=variation.seed,
-                    model_key=generation.model_id,
-                    style=options.get("style"),
-                    image_file=stored.image_file,
-                    thumbnail_file=stored.thumbnail_file,
-                    width=stored.width,
-                    height=stored.height,
-                    file_size=stored.file_size,
-                )
+                with savepoint():  # PostgreSQL: a broken unique key would abort the rest
+                    Avatar.create(
+                        user=generation.user_id,
+                        project=generation.project_id,
+                        generation=generation.id,
+                        variation_key=variation.key,
+                        pose_id=variation.pose_id,
+                        name=_avatar_name(generation, variation),
+                        source="generated",
+                        prompt=generation.prompt,
+                        seed=variation.seed,
+                        model_key=generation.model_id,
+                        style=options.get("style"),
+                        image_file=stored.image_file,
+                        thumbnail_file=stored.thumbnail_file,
+                        width=stored.width,
+                        height=stored.height,
+                        file_size=stored.file_size,
+                    )
             except IntegrityError:
                 log.warning("variation %s of %s already stored", variation.key, generation.id)
                 return
@@ -671,12 +726,14 @@ class _Worker:
             generation.count_completed = self.delivered
             # never backwards: a diffusion batch reaches 100% of its steps before any image lands
             generation.progress = max(generation.progress, self.delivered / generation.count)
-            AvatarGeneration.update(
+            move(
+                generation.id,
+                "deliver",
+                token=self.token,
                 count_completed=self.delivered,
                 progress=generation.progress,
-                heartbeat_at=utcnow(),
-                updated_at=utcnow(),
-            ).where(AvatarGeneration.id == generation.id).execute()
+                heartbeat_at=db.now_sql(),
+            )
         self.runtime.publish(generation_event(generation))
 
     def run(self) -> None:
@@ -722,7 +779,7 @@ class _Worker:
             self._finish("failed", str(exc), attempts=generation.error_attempts + 1)
             return
         except Exception as exc:  # anything else is worth another attempt
-            log.warning("generation %s attempt failed: %s", generation.id, exc)
+            log.warning("generation %s attempt failed: %s", generation.id, exc, exc_info=True)
             self._attempt_failed(exc)
             return
         if self.lost:
@@ -769,22 +826,15 @@ class _Worker:
             return
         delay = backoff_seconds(self.runtime, attempts)
         with write_transaction():
-            changed = (
-                AvatarGeneration.update(
-                    status="pending",
-                    error_attempts=attempts,
-                    claim_token=None,
-                    error_message=f"Attempt {attempts} of {max_attempts} failed: {exc}. Retrying.",
-                    next_attempt_at=utcnow() + dt.timedelta(seconds=delay),
-                    updated_at=utcnow(),
-                    run_seconds=self.run_seconds(),
-                )
-                .where(
-                    (AvatarGeneration.id == generation.id)
-                    & (AvatarGeneration.claim_token == self.token)
-                    & (AvatarGeneration.status == "processing")
-                )
-                .execute()
+            changed = move(
+                generation.id,
+                "attempt_failed",
+                token=self.token,
+                error_attempts=attempts,
+                claim_token=None,
+                error_message=f"Attempt {attempts} of {max_attempts} failed: {exc}. Retrying.",
+                next_attempt_at=db.now() + dt.timedelta(seconds=delay),
+                run_seconds=self.run_seconds(),
             )
         if changed:
             self.runtime.enqueue(generation.id, delay=delay)
@@ -828,7 +878,8 @@ def _avatar_name(generation: AvatarGeneration, variation: Variation) -> str:
 
 def reconcile(runtime: Runtime, queued_ids: set[str]) -> list[str]:
     """Put unfinished work back in the queue: the database, not the queue, is the truth."""
-    now = utcnow()
+    now = db.now()
+    live = workers.live_boots(now, runtime.settings.lease_seconds)
     rows = AvatarGeneration.select(
         AvatarGeneration.id,
         AvatarGeneration.status,
@@ -836,19 +887,15 @@ def reconcile(runtime: Runtime, queued_ids: set[str]) -> list[str]:
         AvatarGeneration.error_attempts,
         AvatarGeneration.heartbeat_at,
         AvatarGeneration.boot_id,
-    ).where(AvatarGeneration.status.in_(("pending", "processing")))
+    ).where(AvatarGeneration.status.in_(UNFINISHED_STATUSES))
     enqueued = []
     for row in rows:
         if row.id in queued_ids:
             continue  # waiting in the queue, or for its retry
         if row.status == "pending" and not retry_due(runtime, row, now):
             continue  # its retry is scheduled (before a restart: no timer waits for it)
-        if (
-            row.status == "processing"
-            and row.boot_id == runtime.boot_id
-            and (row.id in runtime.running or not lease_expired(runtime, row.heartbeat_at, now))
-        ):
-            continue  # a live worker of this process has it
+        if row.status == "processing" and not takeable(runtime, row, now, live):
+            continue  # a live worker has it
         runtime.enqueue(row.id)
         enqueued.append(row.id)
     if enqueued:

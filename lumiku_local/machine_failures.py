@@ -16,8 +16,8 @@ from typing import Any
 
 import peewee
 
-from .config import Settings
-from .errors import DatabaseBusy, DataFolderUnwritable, DiskFull, LumikuError
+from .config import Settings, redacted
+from .errors import DatabaseBusy, DataFolderUnwritable, DiskFull, LumikuError, ServiceUnavailable
 
 log = logging.getLogger("lumiku")
 LOW_DISK_BYTES = 50 * 2**20  # below this SQLite and image writes start failing
@@ -36,6 +36,10 @@ def disk_full(settings: Settings, where: Path | None = None) -> DiskFull:
 
 
 def database_busy(settings: Settings) -> DatabaseBusy:
+    if settings.uses_postgres:
+        return DatabaseBusy(
+            "Lumiku's PostgreSQL database is busy, so nothing was saved. Try again in a moment."
+        )
     return DatabaseBusy(
         f"Another program is holding Lumiku's database ({settings.database_path}) for writing, "
         f"so nothing was saved. Close that program (a database browser, a backup or sync tool) "
@@ -70,7 +74,46 @@ def classify(exc: BaseException, settings: Settings) -> LumikuError | None:
     return None
 
 
+def _server_failure(exc: BaseException, settings: Settings) -> LumikuError | None:
+    """PostgreSQL or Redis (several machines): a server out of reach, or a write that lost a
+    race it cannot win by waiting (a deadlock or serialization failure: tried again, it works)."""
+    module = type(exc).__module__
+    text = str(exc).lower()
+    if module.startswith("redis") and type(exc).__name__ in ("ConnectionError", "TimeoutError"):
+        return ServiceUnavailable(
+            f"Lumiku cannot reach its Redis queue ({redacted(settings.queue_url)}), so the job "
+            "was not queued. Check that the Redis server is running and reachable; work already "
+            "saved is queued again once it is.",
+            code="queue_unreachable",
+        )
+    if not settings.uses_postgres:
+        return None
+    if module.startswith("psycopg") or isinstance(exc, peewee.DatabaseError):
+        if "deadlock detected" in text or "could not serialize" in text:
+            return DatabaseBusy(
+                "Lumiku's database was busy with another change, so nothing was saved. Try again."
+            )
+        if "no space left" in text or "could not extend file" in text:
+            return DiskFull(
+                "The disk of Lumiku's PostgreSQL server is full, so nothing was saved. Free "
+                "some space on that server and try again.",
+            )
+        if isinstance(exc, peewee.OperationalError | peewee.InterfaceError) or any(
+            words in text
+            for words in ("connection", "server closed", "terminating", "timeout expired")
+        ):
+            return ServiceUnavailable(
+                "Lumiku cannot reach its PostgreSQL database "
+                f"({redacted(settings.database_url)}), so nothing was saved. Check that the "
+                "server is running and reachable, then try again.",
+                code="database_unreachable",
+            )
+    return None
+
+
 def _classify_one(exc: BaseException, settings: Settings) -> LumikuError | None:
+    if (server := _server_failure(exc, settings)) is not None:
+        return server
     if isinstance(exc, sqlite3.OperationalError | peewee.OperationalError):
         text = str(exc).lower()  # peewee's wrapper keeps SQLite's words
         if "database is locked" in text or "database is busy" in text:
@@ -137,6 +180,10 @@ def probe(settings: Settings) -> list[str]:
 
 
 def _probe_database(settings: Settings) -> list[str]:
+    if not settings.embedded:
+        from .backends import problems
+
+        return problems(settings, timeout=max(1.0, PROBE_WAIT_SECONDS))
     uri = f"{settings.database_path.as_uri()}?mode=rw"  # never creates a database
     try:
         probe_connection = sqlite3.connect(

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from peewee import CharField, DateTimeField, Model
 
 from . import catalog, pose_library
-from .db import database, utcnow, write_transaction
+from .db import database, exclusive, is_postgres, utcnow, write_transaction
 from .models import (
     ALL_MODELS,
     AIModel,
     AvatarPreset,
     CreditLedger,
     FileDeletion,
+    JSONField,
+    Lease,
     ModelDownload,
     PersonaExample,
     Pose,
     User,
+    Worker,
 )
 
 WELCOME_GRANT = 1000
@@ -124,10 +128,9 @@ def m009_photo_references() -> None:
     catalog's new face models and reference capabilities."""
     from playhouse.migrate import SchemaMigrator
     from playhouse.migrate import migrate as apply
-    from playhouse.sqlite_ext import JSONField
 
     migrator = SchemaMigrator.from_database(database.obj)
-    wanted = {
+    wanted: dict[str, list[tuple[str, Any]]] = {
         "avatar": [("face_box", JSONField(null=True))],
         "avatar_generation": [
             ("reference_file", CharField(null=True)),
@@ -156,7 +159,6 @@ def m010_generation_plan() -> None:
     any batch an app describes; older rows keep "v{n}" with seed + n."""
     from playhouse.migrate import SchemaMigrator
     from playhouse.migrate import migrate as apply
-    from playhouse.sqlite_ext import JSONField
 
     if "plan" in {column.name for column in database.get_columns("avatar_generation")}:
         return  # a database whose m001 already made today's tables
@@ -216,6 +218,45 @@ def m013_studio() -> None:
     )
 
 
+# columns whose first type was too small on PostgreSQL (a 34 GB download past 32 bits, a 4-byte
+# `real`) or driver-bound (sqlite_ext's JSON); SQLite's INTEGER and REAL already hold 8 bytes
+# and its JSON columns hold text, so there they stay as they are
+PORTABLE_TYPES = [
+    ("model_download", "bytes_done", "BIGINT"),
+    ("model_download", "bytes_total", "BIGINT"),
+    ("model_download", "bytes_per_second", "DOUBLE PRECISION"),
+    ("avatar", "file_size", "BIGINT"),
+    ("avatar_generation", "progress", "DOUBLE PRECISION"),
+    ("ai_model", "deadline_seconds", "DOUBLE PRECISION"),
+]
+
+
+def m014_several_machines() -> None:
+    """Several processes and machines on one database: the worker table (who runs what, and who
+    is gone), leases for the roles only one process may hold, and portable column types."""
+    database.create_tables([Worker, Lease])
+    if not is_postgres():
+        return
+    for table, column, kind in PORTABLE_TYPES:
+        database.execute_sql(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {kind}")
+    json_columns = [
+        (model._meta.table_name, field.column_name)
+        for model in (*ALL_MODELS, Pose)
+        for field in model._meta.sorted_fields
+        if isinstance(field, JSONField)
+    ]
+    for table, column in json_columns:
+        row = database.execute_sql(
+            "SELECT data_type FROM information_schema.columns "
+            "WHERE table_name = %s AND column_name = %s",
+            (table, column),
+        ).fetchone()
+        if row is not None and row[0] != "text":
+            database.execute_sql(
+                f"ALTER TABLE {table} ALTER COLUMN {column} TYPE TEXT USING {column}::text"
+            )
+
+
 def seed_poses() -> None:
     """Insert library poses that are missing; existing rows (an admin's) stay as they are."""
     for order, pose in enumerate(pose_library.poses()):
@@ -252,20 +293,25 @@ MIGRATIONS: list[Callable[[], None]] = [
     m011_pose_library,
     m012_pose_models,
     m013_studio,
+    m014_several_machines,
 ]
 
 
 def migrate() -> list[str]:
-    """Apply the migrations this database has not seen yet; return their names."""
-    database.create_tables([Migration])
+    """Apply the migrations this database has not seen yet; return their names.
+
+    Processes that start together (a server and its workers) migrate one after the other: the
+    first applies them, the others find them applied."""
     applied = []
-    for migration in MIGRATIONS:
-        with write_transaction():
-            if Migration.get_or_none(Migration.name == migration.__name__):
-                continue
-            migration()
-            Migration.create(name=migration.__name__)
-        applied.append(migration.__name__)
+    with exclusive("migrate"):
+        database.create_tables([Migration])
+        for migration in MIGRATIONS:
+            with write_transaction():
+                if Migration.get_or_none(Migration.name == migration.__name__):
+                    continue
+                migration()
+                Migration.create(name=migration.__name__)
+            applied.append(migration.__name__)
     return applied
 
 

@@ -9,7 +9,7 @@ import time
 
 from . import hub_download, migrations
 from .config import Settings
-from .db import connection, open_database, utcnow
+from .db import connection, open_for, utcnow, write_transaction
 from .engines import register
 from .engines.diffusers import DiffusersEngine, model_files, repos_of
 from .models import AIModel, ModelDownload
@@ -19,7 +19,7 @@ GB = 1e9
 
 def models_command(settings: Settings, action: str, key: str | None) -> int:
     settings.home.mkdir(parents=True, exist_ok=True)
-    open_database(settings.database_path)
+    open_for(settings)
     engine = DiffusersEngine(settings)
     register(engine)
     with connection():
@@ -108,9 +108,11 @@ def _pull(settings: Settings, engine: DiffusersEngine, model: AIModel) -> int:
     ) as exc:
         print(f"\nlumiku: {exc}", file=sys.stderr)
         return 1
-    ModelDownload.insert(
-        model_key=model.key, status="completed", finished_at=utcnow(), updated_at=utcnow()
-    ).on_conflict_replace().execute()
+    with write_transaction():  # replace the row: a fresh one, as on both engines
+        ModelDownload.delete().where(ModelDownload.model_key == model.key).execute()
+        ModelDownload.create(
+            model_key=model.key, status="completed", finished_at=utcnow(), updated_at=utcnow()
+        )
     print(f"\n{model.name} is installed.")
     return 0
 

@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from peewee import (
     AutoField,
+    BigIntegerField,
     BooleanField,
     CharField,
     DateTimeField,
     DoubleField,
-    FloatField,
     ForeignKeyField,
     IntegerField,
     Model,
     TextField,
 )
-from playhouse.sqlite_ext import JSONField
 
 from .db import database, utcnow
 
 TERMINAL_STATUSES = ("completed", "failed", "canceled")
 UNFINISHED_STATUSES = ("pending", "processing")
+
+
+class JSONField(TextField):
+    """JSON kept as text: the same column and values on SQLite and PostgreSQL, whatever the
+    driver (psycopg would hand back a `json` column already parsed). No query looks inside."""
+
+    def db_value(self, value: Any) -> Any:
+        if value is None:
+            return None
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+    def python_value(self, value: Any) -> Any:
+        if isinstance(value, str | bytes):
+            return json.loads(value)
+        return value  # None, or a number SQLite's JSON-typed column (numeric affinity) made
 
 
 def new_id() -> str:
@@ -53,7 +68,7 @@ class AIModel(BaseModel):
     credit_cost = IntegerField()
     enabled = BooleanField(default=True)
     capabilities = JSONField(default=dict)
-    deadline_seconds = FloatField(default=600.0)
+    deadline_seconds = DoubleField(default=600.0)
     sort_order = IntegerField(default=0)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
@@ -120,7 +135,7 @@ class AvatarGeneration(BaseModel):
     count = IntegerField()
     count_completed = IntegerField(default=0)
     credit_cost = IntegerField()
-    progress = FloatField(default=0.0)
+    progress = DoubleField(default=0.0)
     error_message = TextField(null=True)
     error_attempts = IntegerField(default=0)
     next_attempt_at = DateTimeField(null=True)
@@ -170,7 +185,7 @@ class Avatar(BaseModel):
     thumbnail_file = CharField()
     width = IntegerField()
     height = IntegerField()
-    file_size = IntegerField()
+    file_size = BigIntegerField()
     # the face square {x, y, size, source} in this image's pixels (face_box.py), or None
     face_box = JSONField(null=True)
     favorite = BooleanField(default=False)
@@ -225,9 +240,9 @@ class ModelDownload(BaseModel):
 
     model_key = CharField(primary_key=True)
     status = CharField()  # downloading, completed, failed or canceled
-    bytes_done = IntegerField(default=0)
-    bytes_total = IntegerField(default=0)
-    bytes_per_second = FloatField(default=0.0)
+    bytes_done = BigIntegerField(default=0)  # FLUX.1-dev is 34 GB: past 32 bits
+    bytes_total = BigIntegerField(default=0)
+    bytes_per_second = DoubleField(default=0.0)
     error_message = TextField(null=True)
     started_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
@@ -263,6 +278,41 @@ class FileDeletion(BaseModel):
 
     class Meta:
         table_name = "file_deletion"
+
+
+class Worker(BaseModel):
+    """A live process that runs generations (DESIGN §2): `lumiku`, `lumiku worker` or a server.
+
+    Jobs name their worker by boot id. A row whose heartbeat (the database's clock) is older than
+    the lease, or whose process on this host is gone, is a worker that is gone: its jobs may be
+    taken over. A job of a worker whose heartbeat is fresh is never taken.
+    """
+
+    boot_id = CharField(primary_key=True)
+    host = CharField()
+    pid = IntegerField()
+    kind = CharField()  # "embedded", "worker" or "server" (serve --no-workers: runs none)
+    threads = IntegerField(default=0)  # generation worker threads
+    models = JSONField(default=list)  # model keys it runs; [] = every model
+    started_at = DateTimeField()
+    heartbeat_at = DateTimeField(index=True)
+
+    class Meta:
+        table_name = "worker"
+
+
+class Lease(BaseModel):
+    """A role only one process holds at a time (the reconciler, the files sweep), for a while.
+
+    Held by a boot id until expires_at (the database's clock); renewed by its holder, taken by
+    another only once expired."""
+
+    name = CharField(primary_key=True)
+    holder = CharField()
+    expires_at = DateTimeField()
+
+    class Meta:
+        table_name = "lease"
 
 
 ALL_MODELS = [

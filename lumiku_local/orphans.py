@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,9 +52,24 @@ def _move(source: Path, target: Path) -> None:
     os.replace(source, target)
 
 
-def sweep(files_dir: Path) -> SweepReport:
-    """At start, before anything writes: tidy the files folder without losing an image."""
-    report = SweepReport(temp_removed=storage.sweep_temp(files_dir))
+def _young(path: Path, newer_than: float | None) -> bool:
+    """Written after `newer_than` (a time.time()): possibly by a worker whose row is not yet
+    committed, so not ours to judge."""
+    if newer_than is None:
+        return False
+    try:
+        return path.stat().st_mtime > newer_than
+    except FileNotFoundError:
+        return True
+
+
+def sweep(files_dir: Path, min_age_seconds: float | None = None) -> SweepReport:
+    """At start, before anything writes: tidy the files folder without losing an image.
+
+    `min_age_seconds`: on a folder other processes write to (several machines), leave alone
+    the files younger than this (a lease): their rows may not have committed yet."""
+    newer_than = None if min_age_seconds is None else time.time() - min_age_seconds
+    report = SweepReport(temp_removed=storage.sweep_temp(files_dir, newer_than))
     report.deletions_done = file_deletions.carry_out(files_dir)
     named = live_names()
     still_recorded = {name for (name,) in tuples(FileDeletion.select(FileDeletion.name))}
@@ -68,7 +84,7 @@ def sweep(files_dir: Path) -> SweepReport:
             _move(quarantine / name, files_dir / name)
             report.restored += 1
     for name in list(storage.stored_names(files_dir)):
-        if name in named or name in still_recorded:
+        if name in named or name in still_recorded or _young(files_dir / name, newer_than):
             continue
         target = quarantine / name
         if target.exists():

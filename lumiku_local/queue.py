@@ -1,25 +1,28 @@
-"""The Huey queue in queue.db, its embedded thread consumer, instant wake-up and the reconciler."""
+"""The Huey queue (queue.db, or Redis for several machines), its thread consumer, instant
+wake-up, this process's worker row and the reconciler."""
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from huey import Huey
 from huey.consumer import Consumer
-from huey.storage import SqliteStorage
+from huey.storage import RedisStorage, SqliteStorage
 
-from . import failpoints
+from . import failpoints, workers
 from .config import Settings
 from .db import connection, database
 
 log = logging.getLogger("lumiku.queue")
 
 TASK_NAME = "run_generation"
+RECONCILER = "reconciler"  # the lease of the one process that reconciles
 
 
 class WakingSqliteStorage(SqliteStorage):
@@ -61,6 +64,70 @@ class WakingSqliteStorage(SqliteStorage):
             self._wake.release()
 
 
+class ModelRedisStorage(RedisStorage):
+    """Huey's RedisStorage with one list per model: a worker BRPOPs the lists of the models it
+    runs (`lumiku worker --models`), so a job waits for a worker that can run it and pickup is
+    immediate (BRPOP blocks; no polling). Unrouted tasks go to Huey's own list, which every
+    worker that runs all models reads too."""
+
+    def __init__(self, *args: Any, models: frozenset[str] = frozenset(), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.only = models
+        self.known: tuple[str, ...] = ()
+        self.polled_at: dict[str, float] = {}
+        self.serve(())
+
+    def key_for(self, model_key: str) -> str:
+        return f"{self.queue_key}.model.{re.sub('[^A-Za-z0-9_.:-]', '_', model_key)}"
+
+    def serve(self, model_keys: Iterable[str]) -> None:
+        """The catalog's model keys (read at start and by every reconcile)."""
+        self.known = tuple(sorted(set(model_keys) | self.only))
+        served = [key for key in self.known if not self.only or key in self.only]
+        lists = [self.key_for(key) for key in served]
+        self.read_keys = lists if self.only else [self.queue_key, *lists]
+
+    def all_keys(self) -> list[str]:
+        return [self.queue_key, *(self.key_for(key) for key in self.known)]
+
+    def push(self, model_key: str, data: bytes) -> None:
+        self.conn.lpush(self.key_for(model_key), data)
+
+    def dequeue(self) -> bytes | None:
+        failpoints.hit("worker.dequeue")
+        self.polled_at[threading.current_thread().name] = time.time()
+        try:
+            popped = self.conn.brpop(self.read_keys, timeout=self.read_timeout)
+        except (TimeoutError, TypeError, IndexError):
+            return None
+        return None if popped is None else popped[1]
+
+    def wake_all(self, count: int) -> None:
+        pass  # BRPOP returns within read_timeout by itself
+
+    def queue_size(self) -> int:
+        pipe = self.conn.pipeline()
+        for key in self.all_keys():
+            pipe.llen(key)
+        return sum(pipe.execute())
+
+    def enqueued_items(self, limit: int | None = None) -> list[bytes]:
+        pipe = self.conn.pipeline()
+        for key in self.all_keys():
+            pipe.lrange(key, 0, -1)
+        items = [item for values in pipe.execute() for item in values[::-1]]
+        return items[:limit] if limit else items
+
+    def flush_queue(self) -> None:
+        self.conn.delete(*self.all_keys())
+
+    def initialize_schema(self) -> None:
+        pass  # Redis has none
+
+    def close(self) -> None:
+        self.pool.disconnect()
+
+
 class EmbeddedConsumer(Consumer):
     """Huey's consumer without signal handlers: uvicorn owns SIGINT/SIGTERM."""
 
@@ -85,18 +152,38 @@ class JobQueue:
         settings: Settings,
         run_task: Callable[[str], None],
         reconcile: Callable[[set[str]], object],
+        me: workers.Me | None = None,
+        route: Callable[[str], str | None] | None = None,
+        model_keys: Callable[[], Iterable[str]] = tuple,
     ) -> None:
+        """`me`: this process in the worker table; `route`: a generation's model key, so a
+        Redis queue hands it to a worker that runs that model; `model_keys`: the catalog's."""
         self.settings = settings
-        self.huey = Huey(
-            "lumiku",
-            results=False,
-            utc=True,
-            storage_class=WakingSqliteStorage,
-            filename=str(settings.queue_path),
-            wake_timeout=settings.wake_timeout_seconds,
-            create_tables=False,  # created at start(), when the data dir exists
-        )
-        self.storage: WakingSqliteStorage = self.huey.storage
+        self.me = me or workers.Me(boot_id="", kind="embedded", threads=settings.workers)
+        self._route = route
+        self._model_keys = model_keys
+        self.storage: Any
+        if settings.uses_redis:
+            self.huey = Huey(
+                "lumiku",
+                results=False,
+                utc=True,
+                storage_class=ModelRedisStorage,
+                url=settings.queue_url,
+                read_timeout=settings.wake_timeout_seconds,
+                models=settings.model_filter,
+            )
+        else:
+            self.huey = Huey(
+                "lumiku",
+                results=False,
+                utc=True,
+                storage_class=WakingSqliteStorage,
+                filename=str(settings.queue_path),
+                wake_timeout=settings.wake_timeout_seconds,
+                create_tables=False,  # created at start(), when the data dir exists
+            )
+        self.storage = self.huey.storage
 
         def run_generation(generation_id: str) -> None:
             run_task(generation_id)  # on this worker thread's own connection, kept open
@@ -113,6 +200,7 @@ class JobQueue:
         self._supervisor: threading.Thread | None = None
         self.dead_since: dict[str, float] = {}
         self.reconciled_at: float | None = None
+        self.beat_at: float | None = None
         self._timers: dict[str, threading.Timer] = {}
         self._timers_lock = threading.Lock()
 
@@ -126,7 +214,7 @@ class JobQueue:
         is the record that survives a restart (the reconciler enqueues it when due).
         """
         if not delay:
-            self.task(generation_id)
+            self._push(generation_id)
             return
         timer = threading.Timer(delay, self._enqueue_due, args=(generation_id,))
         timer.daemon = True
@@ -140,9 +228,21 @@ class JobQueue:
         if self._stop.is_set():
             return  # pending in the database: the next start enqueues it
         try:
-            self.task(generation_id)
+            with connection():
+                self._push(generation_id)
         except Exception:
             log.exception("could not enqueue the retry of %s; the reconciler will", generation_id)
+
+    def _push(self, generation_id: str) -> None:
+        if not isinstance(self.storage, ModelRedisStorage):
+            self.task(generation_id)
+            return
+        model_key = self._route(generation_id) if self._route else None
+        data = self.huey.serialize_task(self.task.s(generation_id))
+        if model_key is None:
+            self.storage.enqueue(data)
+        else:
+            self.storage.push(model_key, data)
 
     def queued_generation_ids(self) -> set[str]:
         """Ids with a task waiting in the queue or the schedule (a cheap read of queue.db), or
@@ -174,17 +274,25 @@ class JobQueue:
     # -- consumer side
 
     def start(self) -> None:
+        """Record this process, recover the work of processes that are gone (its own earlier
+        run among them: at once, not after a lease), then start the worker threads."""
         self.storage.initialize_schema()
-        self.consumer = EmbeddedConsumer(
-            self.huey,
-            workers=self.settings.workers,
-            worker_type="thread",
-            periodic=False,
-            check_worker_health=False,
-            scheduler_interval=1,
-        )
-        self.reconcile_now()
-        self.consumer.start()
+        with connection():
+            workers.register(self.me)
+            workers.forget_gone(self.settings.lease_seconds, keep=self.me.boot_id)
+            self._serve_models()
+        if self.settings.run_workers:
+            self.consumer = EmbeddedConsumer(
+                self.huey,
+                workers=self.settings.workers,
+                worker_type="thread",
+                periodic=False,
+                check_worker_health=False,
+                scheduler_interval=1,
+            )
+        self.reconcile_now(at_start=True)
+        if self.consumer is not None:
+            self.consumer.start()
         self._supervisor = threading.Thread(
             target=self._supervise, name="lumiku-supervisor", daemon=True
         )
@@ -205,11 +313,34 @@ class JobQueue:
                 thread.join(max(0.0, deadline - time.monotonic()))
         if self._supervisor is not None:
             self._supervisor.join(timeout)
-        self.storage.close()
-
-    def reconcile_now(self) -> None:
         try:
             with connection():
+                workers.release(RECONCILER, self.me.boot_id)
+                # paused jobs stay `processing` under this boot: gone now, so the next process
+                # to start (or the reconciler) resumes them at once
+                workers.unregister(self.me.boot_id)
+        except Exception:
+            log.exception("could not record this process as stopped; its lease will expire")
+        self.storage.close()
+
+    def _serve_models(self) -> None:
+        if isinstance(self.storage, ModelRedisStorage):
+            self.storage.serve(self._model_keys())
+
+    def reconcile_now(self, at_start: bool = False) -> None:
+        """Put unfinished work back in the queue, in the one process holding the reconciler's
+        lease. At start a process reconciles whatever the lease says: it may be recovering its
+        own earlier run's jobs, which must not wait for another holder's next turn (a second
+        enqueue of a job is harmless: a claim takes a job once)."""
+        try:
+            with connection():
+                lead = workers.hold(
+                    RECONCILER, self.me.boot_id, self.settings.reconcile_seconds * 3
+                )
+                if not (lead or at_start):
+                    return
+                workers.forget_gone(self.settings.lease_seconds, keep=self.me.boot_id)
+                self._serve_models()
                 self._reconcile(self.queued_generation_ids())
             self.reconciled_at = time.time()
         except Exception:
@@ -219,9 +350,18 @@ class JobQueue:
         next_reconcile = time.monotonic() + self.settings.reconcile_seconds
         while not self._stop.wait(self.settings.worker_check_seconds):
             self._check_workers()
+            self._beat()
             if time.monotonic() >= next_reconcile:
                 next_reconcile = time.monotonic() + self.settings.reconcile_seconds
                 self.reconcile_now()
+
+    def _beat(self) -> None:
+        try:
+            with connection():
+                workers.beat(self.me)
+            self.beat_at = time.time()
+        except Exception:
+            log.exception("could not record this process's heartbeat; trying again")
 
     def _check_workers(self) -> None:
         consumer = self.consumer
@@ -249,6 +389,8 @@ class JobQueue:
 
     def health(self) -> WorkerHealth:
         consumer = self.consumer
+        if consumer is None and not self.settings.run_workers:
+            return WorkerHealth(True, 0, 0, [], self.beat_at)  # `serve --no-workers`
         if consumer is None:
             return WorkerHealth(False, self.settings.workers, 0, ["the job queue is not running"])
         alive = [thread for _, thread in consumer.worker_threads if thread.is_alive()]

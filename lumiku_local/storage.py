@@ -180,13 +180,17 @@ def stored_names(files_dir: Path) -> Iterator[str]:
             yield name
 
 
-def sweep_temp(files_dir: Path) -> int:
-    """Delete temp files left by a crash mid-write (ours by name); return how many went."""
+def sweep_temp(files_dir: Path, newer_than: float | None = None) -> int:
+    """Delete temp files left by a crash mid-write (ours by name); return how many went.
+
+    `newer_than`: keep those written after this time.time() (another process may be writing)."""
     removed = 0
     if not files_dir.is_dir():
         return 0
     for path in files_dir.glob("??/*.tmp"):
         with contextlib.suppress(FileNotFoundError):
+            if newer_than is not None and path.stat().st_mtime > newer_than:
+                continue
             path.unlink()
             removed += 1
     return removed

@@ -14,6 +14,7 @@ from .. import machine_failures
 from ..generations import counts_by_status, is_installed
 from ..models import AIModel
 from ..queue import WorkerHealth
+from ..workers import live as live_workers
 from . import blocking
 
 
@@ -71,25 +72,36 @@ def last_heartbeat(state: State, worker: WorkerHealth) -> dt.datetime | None:
 @get("/api/health/workers", tags=["health"])
 @blocking
 def workers(state: State) -> dict[str, Any]:
+    """Each app's worker status, and `processes`: every live process of this Lumiku (this one,
+    other servers, `lumiku worker`s on any machine) from the worker table."""
     worker = state.job_queue.health()
     last = last_heartbeat(state, worker)
+    processes = live_workers(state.runtime.settings.lease_seconds)
+    mine = state.runtime.boot_id
+    others = sum(process["threads"] for process in processes if process["bootId"] != mine)
+    threads = others + worker.workers
+    online = (worker.alive and worker.workers_alive > 0) or others > 0
 
     def entry(app_id: str) -> dict[str, Any]:
         counts = counts_by_status(app_id)
         return {
-            "status": "online" if worker.alive else "offline",
+            "status": "online" if online else "offline",
             "lastHeartbeat": last.isoformat(timespec="milliseconds").replace("+00:00", "Z")
             if last
             else None,
             "queueLength": counts.get("pending", 0),
             "processingCount": counts.get("processing", 0),
-            "workers": worker.workers,
-            "workersAlive": worker.workers_alive,
+            "workers": max(threads, worker.workers),
+            "workersAlive": worker.workers_alive + max(others, 0),
             "problems": worker.problems,
         }
 
     # one worker runs both apps' batches; each entry counts its own app's
-    return {"avatar-generator": entry("avatar-creator"), "pose-generator": entry("pose-generator")}
+    return {
+        "avatar-generator": entry("avatar-creator"),
+        "pose-generator": entry("pose-generator"),
+        "processes": processes,
+    }
 
 
 @get("/api/apps/avatar-creator/health/models", tags=["health"], responses={503: NO_MODEL})

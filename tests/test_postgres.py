@@ -1,0 +1,74 @@
+"""PostgreSQL + Redis (issue 13): the guarantees SQLite gives by its one write lock hold on a
+shared server too."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from conftest import API, make_settings
+
+from lumiku_local import credits, doctor, generations
+from lumiku_local.db import connection, write_transaction
+from lumiku_local.errors import InsufficientCredits
+from lumiku_local.models import CreditLedger, User
+
+CALLERS = 50
+AFFORDABLE = 10
+
+
+@pytest.fixture
+def pg_settings(tmp_path, postgres_url, redis_url):
+    return make_settings(tmp_path / "home", database_url=postgres_url, queue_url=redis_url)
+
+
+def test_fifty_generates_at_once_on_a_balance_for_ten_accept_exactly_ten(app_client, pg_settings):
+    client = app_client(pg_settings)
+    runtime = client.app.state.runtime
+    project_id = client.project()
+    with connection(), write_transaction():  # leave 10 credits, through the ledger
+        spare = credits.balance(runtime.user_id) - AFFORDABLE
+        credits._append(runtime.user_id, "grant", -spare, "test: leave 10 credits")
+    start = threading.Barrier(CALLERS)
+    accepted: list[str] = []
+    refused: list[str] = []
+    unexpected: list[BaseException] = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        start.wait()
+        try:
+            with connection():
+                generation, _ = generations.submit(
+                    runtime, project_id, generations.GenerateRequest(prompt="a race", count=1)
+                )
+            with lock:
+                accepted.append(generation.id)
+        except InsufficientCredits as exc:
+            with lock:
+                refused.append(str(exc))
+        except BaseException as exc:  # noqa: BLE001 - the test reports every other outcome
+            with lock:
+                unexpected.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(CALLERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not unexpected, unexpected
+    assert len(accepted) == AFFORDABLE
+    assert len(refused) == CALLERS - AFFORDABLE
+    for generation_id in accepted:
+        client.wait_generation(generation_id)
+    with connection():
+        balance = User.get_by_id(runtime.user_id).credit_balance
+        entries = sum(entry.amount for entry in CreditLedger.select())
+        debits = CreditLedger.select().where(CreditLedger.kind == "debit").count()
+        assert doctor.ledger_problems() == []
+    assert balance == 0 == entries - 0  # the ledger sums to the balance
+    assert debits == AFFORDABLE + 0  # one debit per accepted generation, none for the 402s
+    refused_over_http = client.post(
+        f"{API}/projects/{project_id}/avatars/generate", json={"prompt": "one more"}
+    )
+    assert refused_over_http.status_code == 402, refused_over_http.text

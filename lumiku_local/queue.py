@@ -201,6 +201,7 @@ class JobQueue:
         self.dead_since: dict[str, float] = {}
         self.reconciled_at: float | None = None
         self.beat_at: float | None = None
+        self._leading = False  # this process held the reconciler's lease at its last round
         self._timers: dict[str, threading.Timer] = {}
         self._timers_lock = threading.Lock()
 
@@ -337,6 +338,7 @@ class JobQueue:
                 lead = workers.hold(
                     RECONCILER, self.me.boot_id, self.settings.reconcile_seconds * 3
                 )
+                self._leading = lead
                 if not (lead or at_start):
                     return
                 workers.forget_gone(self.settings.lease_seconds, keep=self.me.boot_id)
@@ -359,9 +361,17 @@ class JobQueue:
         try:
             with connection():
                 workers.beat(self.me)
+                # the reconciler's holder notices a worker gone within a beat, not at its next
+                # round: the gone worker's jobs resume one lease after its last heartbeat
+                gone = self._leading and workers.forget_gone(
+                    self.settings.lease_seconds, keep=self.me.boot_id
+                )
             self.beat_at = time.time()
         except Exception:
             log.exception("could not record this process's heartbeat; trying again")
+            return
+        if gone:
+            self.reconcile_now()
 
     def _check_workers(self) -> None:
         consumer = self.consumer

@@ -1,0 +1,170 @@
+"""One server and two `lumiku worker` processes on PostgreSQL + Redis; one is SIGKILLed mid-batch
+(issue 13). Real processes, real servers (tests/servers.py), the Instant engine held by a
+failpoint so the batch is still running when the kill comes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg
+from conftest import API, wait_for
+
+LEASE = 3.0
+
+
+def _env(postgres_url: str, redis_url: str, files: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "LUMIKU_DATABASE_URL": postgres_url,
+        "LUMIKU_QUEUE_URL": redis_url,
+        "LUMIKU_FILES_DIR": str(files),
+        "LUMIKU_TRAY": "0",
+        "LUMIKU_LEASE_SECONDS": str(LEASE),
+        **extra,
+    }
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "lumiku_local", *args], env=env, stdout=out, stderr=out
+        )
+
+
+def _call(base: str, method: str, path: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        base + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"content-type": "application/json", "origin": base},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_a_sigkilled_worker_loses_nothing_and_its_jobs_finish_elsewhere(
+    tmp_path, postgres_url, redis_url
+):
+    files = tmp_path / "files"
+    env = _env(postgres_url, redis_url, files)
+    server_home = tmp_path / "server"
+    processes = [
+        _start(
+            ["serve", "--no-workers", "--no-browser", "--port", "0", "--home", str(server_home)],
+            env,
+            tmp_path / "server.log",
+        )
+    ]
+    try:
+        record = wait_for(lambda: (server_home / "server.json").is_file(), timeout=60)
+        assert record
+        base = json.loads((server_home / "server.json").read_text())["url"]
+        wait_for(lambda: _healthy(base), timeout=60)
+        slow = {"LUMIKU_FAILPOINTS": "engine.generate=delay(0.5)"}
+        workers = [
+            _start(
+                ["worker", "--workers", "1", "--home", str(tmp_path / f"w{n}")],
+                {**env, **slow},
+                tmp_path / f"w{n}.log",
+            )
+            for n in (1, 2)
+        ]
+        processes += workers
+        live = lambda: [  # noqa: E731
+            p
+            for p in _call(base, "GET", "/api/health/workers")["processes"]
+            if p["kind"] == "worker"
+        ]
+        wait_for(lambda: len(live()) == 2, timeout=60)
+        pid_of = {p["pid"]: p["bootId"] for p in live()}
+        project = _call(base, "POST", f"{API}/projects", {"name": "team"})["id"]
+        ids = [
+            _call(
+                base,
+                "POST",
+                f"{API}/projects/{project}/avatars/generate",
+                {"prompt": "a wizard", "count": 4},
+            )["generation"]["id"]
+            for _ in range(4)
+        ]
+        with psycopg.connect(postgres_url, autocommit=True) as db:
+
+            def owners() -> dict[str, str]:
+                rows = db.execute(
+                    "SELECT id, boot_id FROM avatar_generation WHERE status = 'processing'"
+                ).fetchall()
+                return dict(rows)
+
+            victim = workers[0]
+            victim_boot = pid_of[victim.pid]
+            # the kill comes while the victim holds a job it has not finished
+            wait_for(lambda: victim_boot in owners().values(), timeout=60)
+            seen: dict[str, str] = owners()
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(10)
+            changes = []
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                for job, boot in owners().items():
+                    if job in seen and seen[job] != boot:
+                        changes.append((job, seen[job], boot))
+                    seen[job] = boot
+                statuses = [
+                    status
+                    for (status,) in db.execute(
+                        "SELECT status FROM avatar_generation WHERE id = ANY(%s)", (ids,)
+                    ).fetchall()
+                ]
+                if all(status == "completed" for status in statuses):
+                    break
+                time.sleep(0.05)
+            assert statuses == ["completed"] * 4, statuses
+            # a job changed hands only from the killed worker: never while a heartbeat was fresh
+            assert all(old == victim_boot for _, old, _ in changes), changes
+            assert changes, "the killed worker's job was never taken over"
+            avatars = db.execute(
+                "SELECT id, image_file, generation_id, variation_key FROM avatar"
+            ).fetchall()
+            assert len(avatars) == 16
+            assert len({row[1] for row in avatars}) == 16  # no duplicate file
+            assert len({(row[2], row[3]) for row in avatars}) == 16
+            ((ledger,),) = db.execute("SELECT SUM(amount) FROM credit_ledger").fetchall()
+            ((balance,),) = db.execute('SELECT credit_balance FROM "user"').fetchall()
+            assert ledger == balance == 1000 - 16
+        for avatar_id, *_ in avatars:
+            request = urllib.request.Request(f"{base}{API}/avatars/{avatar_id}/image")
+            with urllib.request.urlopen(request, timeout=30) as response:
+                assert response.status == 200
+        doctor = subprocess.run(
+            [sys.executable, "-m", "lumiku_local", "doctor", "--home", str(server_home)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
+def _healthy(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base}/health", timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False

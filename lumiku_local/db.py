@@ -85,6 +85,8 @@ def open_url(url: str, busy_timeout: float = 10.0) -> Database:
 
 def open_for(settings: Any) -> Database:  # Settings (not imported: config imports nothing here)
     """Bind the proxy to the database the settings name."""
+    if database.obj is not None:  # bound before (a restart in one process): close, not GC, its pool
+        database.close_idle()
     if settings.uses_postgres:
         return open_url(settings.database_url, settings.busy_timeout_seconds)
     return open_database(settings.database_path, settings.busy_timeout_seconds)

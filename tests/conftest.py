@@ -194,12 +194,13 @@ def browser():
 
 
 @pytest.fixture
-def servers(tmp_path):
-    """Start `lumiku serve` subprocesses on tmp_path/home; each is killed at the end."""
+def servers(tmp_path, settings):
+    """Start `lumiku serve` subprocesses on tmp_path/home (and the test's backend); each is
+    killed at the end."""
     started: list[Server] = []
 
     def start(failpoints: str = "", **env_extra: str) -> Server:
-        server = Server(tmp_path / "home", failpoints, **env_extra)
+        server = Server(tmp_path / "home", failpoints, **backend_env(settings), **env_extra)
         started.append(server)
         return server
 
@@ -208,14 +209,14 @@ def servers(tmp_path):
         server.kill()
 
 
-def doctor(home: Path, *args: str):
-    """`lumiku doctor ARGS` on the data folder `home`, as a subprocess."""
+def doctor(home: Path, *args: str, **env_extra: str):
+    """`lumiku doctor ARGS` on the data folder `home` (env_extra: backend_env), as a subprocess."""
     import subprocess
     import sys
 
     return subprocess.run(
         [sys.executable, "-m", "lumiku_local", "doctor", *args],
-        env=lumiku_env(home),
+        env=lumiku_env(home, **env_extra),
         capture_output=True,
         text=True,
         timeout=120,
@@ -381,6 +382,10 @@ def postgres_url(backend_servers) -> Iterator[str]:
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     yield admin_url.rsplit("/", 1)[0] + "/" + name
+    from lumiku_local.db import database, is_postgres
+
+    if is_postgres():
+        database.close_all()  # what the test's own model calls opened (the app closed its own)
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"

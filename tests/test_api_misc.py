@@ -4,11 +4,13 @@ import json
 import re
 import threading
 
+import pytest
 from conftest import API
 
 from lumiku_local import failpoints
 
 
+@pytest.mark.backends  # the credit ledger's contract, on SQLite and PostgreSQL
 def test_me_and_credit_history_newest_first_paginated(client):
     assert client.get("/api/me").json() == {"id": 1, "name": "Local user", "creditBalance": 1000}
     project = client.project()
@@ -25,6 +27,7 @@ def test_me_and_credit_history_newest_first_paginated(client):
     assert client.get("/api/credits/history?pageSize=0").status_code == 400
 
 
+@pytest.mark.backends
 def test_admin_queue_reports_counts_refunds_and_failures(client):
     project = client.project()
     client.wait_generation(client.generate(project)["generation"]["id"])
@@ -58,6 +61,7 @@ def test_unknown_route_and_method_use_the_error_shape(client):
     assert wrong.status_code == 405 and wrong.json()["error"]["message"]
 
 
+@pytest.mark.backends  # on Redis the events come through its pub/sub
 def test_events_stream_generation_progress(live_server):
     import httpx
 

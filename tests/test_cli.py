@@ -7,17 +7,23 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import backend_env
 
 from lumiku_local import cli, config
 from lumiku_local.config import SettingsError, load_settings
+from lumiku_local.db import connection
 from lumiku_local.models import User
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_doctor_passes_on_a_healthy_home(app_client, settings, capsys):
+@pytest.mark.backends
+def test_doctor_passes_on_a_healthy_home(app_client, settings, capsys, monkeypatch):
+    for name, value in backend_env(settings).items():  # doctor reads its settings as `lumiku` does
+        monkeypatch.setenv(name, value)
     client = app_client()
     client.wait_generation(client.generate(client.project(), count=2)["generation"]["id"])
+    client.__exit__(None, None, None)  # doctor binds the database anew: as its own process would
     assert cli.main(["doctor", "--home", str(settings.home)]) == 0
     out = capsys.readouterr().out
     names = ("data dir", "log", "database", "catalog", "device", "models", "queue", "ledger")
@@ -25,9 +31,13 @@ def test_doctor_passes_on_a_healthy_home(app_client, settings, capsys):
         assert f"[ok] {name}" in out
 
 
-def test_doctor_fails_when_the_books_do_not_balance(app_client, settings, capsys):
-    app_client()
-    User.update(credit_balance=User.credit_balance + 5).execute()
+@pytest.mark.backends  # the ledger check on either engine
+def test_doctor_fails_when_the_books_do_not_balance(app_client, settings, capsys, monkeypatch):
+    for name, value in backend_env(settings).items():
+        monkeypatch.setenv(name, value)
+    app_client().__exit__(None, None, None)
+    with connection():
+        User.update(credit_balance=User.credit_balance + 5).execute()
     assert cli.main(["doctor", "--home", str(settings.home)]) == 1
     assert "[FAIL] ledger" in capsys.readouterr().out
 

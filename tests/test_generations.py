@@ -2,12 +2,15 @@
 
 import io
 
+import pytest
 from conftest import API, wait_for
 from PIL import Image
 
 from lumiku_local import failpoints, generations
 from lumiku_local.doctor import ledger_problems
 from lumiku_local.models import CreditLedger
+
+pytestmark = pytest.mark.backends
 
 
 def ledger_for(generation_id):

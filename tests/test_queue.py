@@ -5,14 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
+import pytest
 from conftest import TERMINAL, sibling_generation, wait_for
 
 from lumiku_local import failpoints
-from lumiku_local.db import utcnow
+from lumiku_local.db import connection, utcnow
 from lumiku_local.models import AvatarGeneration
 from lumiku_local.queue import WakingSqliteStorage
 
+pytestmark = pytest.mark.backends
 
+
+@pytest.mark.sqlite_only  # the SQLite queue's own wake-up; Redis blocks in BRPOP
 def test_blocked_dequeue_wakes_on_enqueue(tmp_path):
     storage = WakingSqliteStorage("test", filename=str(tmp_path / "q.db"), wake_timeout=60)
     got: list[bytes | None] = []
@@ -24,6 +28,7 @@ def test_blocked_dequeue_wakes_on_enqueue(tmp_path):
     assert not waiter.is_alive() and got == [b"job-1"]
 
 
+@pytest.mark.sqlite_only
 def test_idle_dequeue_returns_after_the_wake_timeout(tmp_path):
     storage = WakingSqliteStorage("test", filename=str(tmp_path / "q.db"), wake_timeout=0.05)
     assert storage.dequeue() is None  # lets Huey's loop check its stop flag
@@ -38,6 +43,11 @@ def test_jobs_survive_a_wiped_queue(app_client, settings):
     second = client.generate(project, count=2)["generation"]
     client.__exit__(None, None, None)  # graceful stop while work is unfinished
     failpoints.configure("")
+    if settings.uses_redis:
+        import redis
+
+        with redis.Redis.from_url(settings.queue_url) as queue:
+            queue.flushdb()
     for suffix in ("", "-wal", "-shm"):
         settings.queue_path.with_name(settings.queue_path.name + suffix).unlink(missing_ok=True)
     restarted = app_client()
@@ -54,12 +64,13 @@ def test_orphaned_processing_job_of_a_dead_boot_is_resumed(app_client):
     wait_for(lambda: client.generation(generation["id"])["countCompleted"] >= 1)
     client.__exit__(None, None, None)
     failpoints.configure("")
-    row = AvatarGeneration.get_by_id(generation["id"])
-    if row.status == "processing":  # stopped mid-job, as a crash would leave it
-        assert row.boot_id
-    AvatarGeneration.update(status="processing", boot_id="an-old-boot").where(
-        AvatarGeneration.id == generation["id"]
-    ).execute()
+    with connection():  # given back before the restart rebinds the database (PostgreSQL's pool)
+        row = AvatarGeneration.get_by_id(generation["id"])
+        if row.status == "processing":  # stopped mid-job, as a crash would leave it
+            assert row.boot_id
+        AvatarGeneration.update(status="processing", boot_id="an-old-boot").where(
+            AvatarGeneration.id == generation["id"]
+        ).execute()
     restarted = app_client()
     done = restarted.wait_generation(generation["id"])
     assert done["status"] == "completed"
@@ -92,7 +103,8 @@ def test_graceful_stop_pauses_a_running_job_and_the_next_start_resumes_it(app_cl
     generation = client.generate(client.project(), count=8)["generation"]
     wait_for(lambda: client.generation(generation["id"])["countCompleted"] >= 1)
     client.__exit__(None, None, None)  # stops at the next image instead of finishing the batch
-    paused = AvatarGeneration.get_by_id(generation["id"])
+    with connection():
+        paused = AvatarGeneration.get_by_id(generation["id"])
     assert paused.status == "processing" and paused.count_completed < 8
     failpoints.configure("")
     restarted = app_client()

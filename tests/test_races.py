@@ -5,12 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
+import pytest
 from conftest import API, sibling_generation, wait_for
 
 from lumiku_local import failpoints, generations
 from lumiku_local.db import utcnow
 from lumiku_local.doctor import ledger_problems, missing_files
 from lumiku_local.models import AvatarGeneration
+
+pytestmark = pytest.mark.backends
 
 SAME = {"prompt": "twins", "seed": 42, "count": 1, "style": "bottts"}
 

@@ -115,6 +115,7 @@ def test_no_model_that_costs_credits_is_badged_free(client):
 # ---------------------------------------------------------------- credits
 
 
+@pytest.mark.backends  # the ledger's rows as the credits page shows them, on both engines
 def test_credit_rows_name_the_project_and_prompt_and_say_refund_once(client):
     from lumiku_local import failpoints
 

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 import redis
 import servers as throwaway_servers
+from conftest import backend_env
 
 ROOT = Path(__file__).resolve().parent.parent
 # what one test left behind, for the next one to check that it was cleaned up
@@ -66,14 +67,21 @@ def test_each_test_gets_a_flushed_redis_db(redis_url, backend_servers, run):
 
 
 @pytest.mark.backends
-def test_backends_marker_puts_the_test_on_its_backend(request, backend, backend_overrides):
+def test_backends_marker_puts_the_test_on_its_backend(
+    request, backend, backend_overrides, settings
+):
     assert request.node.name.endswith(f"[{backend}]")
+    assert settings.uses_postgres is settings.uses_redis is (backend == "pg")
     if backend == "sqlite":
-        assert backend_overrides == {}
+        assert backend_overrides == {} and backend_env(settings) == {}
     else:
         assert backend_overrides["database_url"].startswith("postgresql://postgres@127.0.0.1:")
         assert backend_overrides["database_url"].rsplit("/", 1)[1].startswith("lumiku_t_")
         assert backend_overrides["queue_url"].startswith("redis://127.0.0.1:")
+        assert backend_env(settings) == {
+            "LUMIKU_DATABASE_URL": backend_overrides["database_url"],
+            "LUMIKU_QUEUE_URL": backend_overrides["queue_url"],
+        }
 
 
 @pytest.mark.backends
@@ -98,12 +106,6 @@ def test_the_markers_yield_the_expected_test_ids():
         "test_sqlite_only_marker_keeps_one_backend[sqlite]",
         "test_the_markers_yield_the_expected_test_ids",
     ], result.stdout + result.stderr
-
-
-def test_backend_env_is_empty_on_sqlite(settings):
-    from conftest import backend_env
-
-    assert backend_env(settings) == {}
 
 
 def _answers(port: int) -> bool:

@@ -220,8 +220,7 @@ class Core:
     """What a server and a `lumiku worker` process share: the runtime, the engines and the
     job queue (whose worker threads run only where settings.run_workers)."""
 
-    settings: Settings
-    runtime: Runtime
+    runtime: Runtime  # its settings are the process's
     job_queue: JobQueue
     diffusion: DiffusersEngine
     dicebear: DiceBearEngine
@@ -265,7 +264,7 @@ def build_core(settings: Settings, kind: str, bus: EventBus | None = None) -> Co
     # a render process per worker thread
     dicebear = DiceBearEngine(processes=settings.workers if settings.run_workers else 1)
     register_engine(dicebear)
-    return Core(settings, runtime, job_queue, diffusion, dicebear, relay)
+    return Core(runtime, job_queue, diffusion, dicebear, relay)
 
 
 def create_app(settings: Settings) -> Litestar:

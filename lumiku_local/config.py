@@ -208,12 +208,12 @@ def _validate(settings: Settings) -> None:
     if url and not url.startswith((SQLITE_PREFIX, *POSTGRES_PREFIXES)):
         raise SettingsError(
             "database_url must be empty (lumiku.db in the data folder), sqlite:///path/to/file.db "
-            f"or postgresql://user:password@host:port/database, not {_redacted(url)!r}"
+            f"or postgresql://user:password@host:port/database, not {redacted(url)!r}"
         )
     if settings.queue_url and not settings.uses_redis:
         raise SettingsError(
             "queue_url must be empty (queue.db in the data folder) or redis://host:port/db, "
-            f"not {_redacted(settings.queue_url)!r}"
+            f"not {redacted(settings.queue_url)!r}"
         )
     if settings.uses_redis and not settings.uses_postgres:
         raise SettingsError(
@@ -230,7 +230,7 @@ def _validate(settings: Settings) -> None:
             raise SettingsError(f"{name} must be greater than 0")
 
 
-def _redacted(url: str) -> str:
+def redacted(url: str) -> str:
     """A URL without its password, for messages and logs."""
     from urllib.parse import urlsplit
 
@@ -242,7 +242,3 @@ def _redacted(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
     return parts._replace(netloc=netloc).geturl()
-
-
-def redacted(url: str) -> str:
-    return _redacted(url)

@@ -208,7 +208,8 @@ def run_checks(settings: Settings) -> list[Check]:
             if problem:
                 return False, problem
             job_queue = JobQueue(settings, run_task=lambda _: None, reconcile=lambda _: None)
-            try:
+            try:  # every model's list: the catalog's keys
+                job_queue.storage.serve(key for (key,) in tuples(AIModel.select(AIModel.key)))
                 tasks = job_queue.storage.queue_size()
             finally:
                 job_queue.storage.close()

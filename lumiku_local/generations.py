@@ -296,7 +296,7 @@ def enqueue_new(runtime: Runtime, generation: AvatarGeneration) -> None:
     """After the submit has committed: queue it (a lost enqueue is the reconciler's)."""
     failpoints.hit("generation.enqueue")
     try:
-        runtime.enqueue(generation.id)
+        runtime.enqueue(generation.id, model_key=generation.model_id)
     except Exception:  # charged and committed: the reconciler enqueues it within 30 s
         log.exception("could not enqueue generation %s; the reconciler will", generation.id)
     runtime.publish(generation_event(generation))
@@ -454,7 +454,7 @@ def move(
         values["status"] = transition.target
     assert values.get("status", "processing") in (*UNFINISHED_STATUSES, *TERMINAL_STATUSES)
     condition = (AvatarGeneration.id == generation_id) & AvatarGeneration.status.in_(sources)
-    if token is not None or name == "claim" and source == "processing":
+    if token is not None or source == "processing":  # a takeover names the claim it replaces
         condition &= AvatarGeneration.claim_token == token
     values.setdefault("updated_at", utcnow())
     return bool(AvatarGeneration.update(**values).where(condition).execute())
@@ -543,10 +543,7 @@ def retry_due(runtime: Runtime, generation: AvatarGeneration, now: dt.datetime) 
 def lease_expired(runtime: Runtime, heartbeat_at: dt.datetime | None, now: dt.datetime) -> bool:
     """No heartbeat within the lease; a heartbeat from the future (the clock went back) beyond
     the lease is no proof of life either."""
-    if heartbeat_at is None:
-        return True
-    age = (now - heartbeat_at).total_seconds()
-    return not -runtime.settings.lease_seconds <= age <= runtime.settings.lease_seconds
+    return workers.is_stale(heartbeat_at, now, runtime.settings.lease_seconds)
 
 
 def takeable(
@@ -837,7 +834,7 @@ class _Worker:
                 run_seconds=self.run_seconds(),
             )
         if changed:
-            self.runtime.enqueue(generation.id, delay=delay)
+            self.runtime.enqueue(generation.id, delay=delay, model_key=generation.model_id)
             self.runtime.publish(generation_event(get_generation(generation.id)))
 
 
@@ -887,6 +884,7 @@ def reconcile(runtime: Runtime, queued_ids: set[str]) -> list[str]:
         AvatarGeneration.error_attempts,
         AvatarGeneration.heartbeat_at,
         AvatarGeneration.boot_id,
+        AvatarGeneration.model,
     ).where(AvatarGeneration.status.in_(UNFINISHED_STATUSES))
     enqueued = []
     for row in rows:
@@ -896,7 +894,7 @@ def reconcile(runtime: Runtime, queued_ids: set[str]) -> list[str]:
             continue  # its retry is scheduled (before a restart: no timer waits for it)
         if row.status == "processing" and not takeable(runtime, row, now, live):
             continue  # a live worker has it
-        runtime.enqueue(row.id)
+        runtime.enqueue(row.id, model_key=row.model_id)
         enqueued.append(row.id)
     if enqueued:
         log.info("reconciler re-enqueued %d generation(s)", len(enqueued))

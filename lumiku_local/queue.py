@@ -207,7 +207,9 @@ class JobQueue:
 
     # -- producer side
 
-    def enqueue(self, generation_id: str, delay: float | None = None) -> None:
+    def enqueue(
+        self, generation_id: str, delay: float | None = None, model_key: str | None = None
+    ) -> None:
         """Queue the job now, or after `delay` seconds of monotonic time.
 
         A delayed job waits on a timer, not in Huey's schedule: Huey compares the wall clock,
@@ -215,30 +217,31 @@ class JobQueue:
         is the record that survives a restart (the reconciler enqueues it when due).
         """
         if not delay:
-            self._push(generation_id)
+            self._push(generation_id, model_key)
             return
-        timer = threading.Timer(delay, self._enqueue_due, args=(generation_id,))
+        timer = threading.Timer(delay, self._enqueue_due, args=(generation_id, model_key))
         timer.daemon = True
         with self._timers_lock:
             self._timers[generation_id] = timer
         timer.start()
 
-    def _enqueue_due(self, generation_id: str) -> None:
+    def _enqueue_due(self, generation_id: str, model_key: str | None) -> None:
         with self._timers_lock:
             self._timers.pop(generation_id, None)
         if self._stop.is_set():
             return  # pending in the database: the next start enqueues it
         try:
             with connection():
-                self._push(generation_id)
+                self._push(generation_id, model_key)
         except Exception:
             log.exception("could not enqueue the retry of %s; the reconciler will", generation_id)
 
-    def _push(self, generation_id: str) -> None:
+    def _push(self, generation_id: str, model_key: str | None) -> None:
         if not isinstance(self.storage, ModelRedisStorage):
             self.task(generation_id)
             return
-        model_key = self._route(generation_id) if self._route else None
+        if model_key is None and self._route is not None:
+            model_key = self._route(generation_id)
         data = self.huey.serialize_task(self.task.s(generation_id))
         if model_key is None:
             self.storage.enqueue(data)
@@ -280,8 +283,6 @@ class JobQueue:
         self.storage.initialize_schema()
         with connection():
             workers.register(self.me)
-            workers.forget_gone(self.settings.lease_seconds, keep=self.me.boot_id)
-            self._serve_models()
         if self.settings.run_workers:
             self.consumer = EmbeddedConsumer(
                 self.huey,

@@ -17,7 +17,7 @@ class Runtime:
     settings: Settings
     user_id: int = 0
     boot_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    enqueue_fn: Callable[[str, float | None], None] | None = None
+    enqueue_fn: Callable[[str, float | None, str | None], None] | None = None
     publish_fn: Callable[[dict[str, Any]], object] | None = None
     last_heartbeat: float = field(default_factory=time.time)
     # generations a worker thread of this process is running now: never taken from it, even
@@ -27,10 +27,14 @@ class Runtime:
     # `processing`, so the next start resumes them (another boot id)
     stopping: threading.Event = field(default_factory=threading.Event)
 
-    def enqueue(self, generation_id: str, delay: float | None = None) -> None:
+    def enqueue(
+        self, generation_id: str, delay: float | None = None, model_key: str | None = None
+    ) -> None:
+        """`model_key`: the generation's model, when the caller has it (else the queue looks
+        it up, on Redis, to hand the job to a worker that runs that model)."""
         if self.enqueue_fn is None:
             raise RuntimeError("the job queue is not running")
-        self.enqueue_fn(generation_id, delay)
+        self.enqueue_fn(generation_id, delay, model_key)
 
     def publish(self, event: dict[str, Any]) -> None:
         if self.publish_fn is not None:

@@ -98,19 +98,23 @@ def is_stale(heartbeat_at: dt.datetime | None, now: dt.datetime, lease_seconds: 
     return not -lease_seconds <= age <= lease_seconds
 
 
-def live_boots(now: dt.datetime, lease_seconds: float) -> set[str]:
-    """Boot ids of workers whose heartbeat is fresh and whose process has not exited."""
-    return {
-        row.boot_id
-        for row in Worker.select()
+def _live_rows(now: dt.datetime, lease_seconds: float) -> list[Worker]:
+    """Workers whose heartbeat is fresh and whose process has not exited, oldest first."""
+    rows = Worker.select().order_by(Worker.started_at, Worker.boot_id)
+    return [
+        row
+        for row in rows
         if not is_stale(row.heartbeat_at, now, lease_seconds) and not _exited(row)
-    }
+    ]
+
+
+def live_boots(now: dt.datetime, lease_seconds: float) -> set[str]:
+    return {row.boot_id for row in _live_rows(now, lease_seconds)}
 
 
 def live(lease_seconds: float) -> list[dict[str, Any]]:
     """Every live process, for GET /api/health/workers."""
     now = db.now()
-    rows = Worker.select().order_by(Worker.started_at, Worker.boot_id)
     return [
         {
             "bootId": row.boot_id,
@@ -123,8 +127,7 @@ def live(lease_seconds: float) -> list[dict[str, Any]]:
             "heartbeatAt": db.iso(row.heartbeat_at),
             "heartbeatAgeSeconds": round((now - row.heartbeat_at).total_seconds(), 3),
         }
-        for row in rows
-        if not is_stale(row.heartbeat_at, now, lease_seconds) and not _exited(row)
+        for row in _live_rows(now, lease_seconds)
     ]
 
 

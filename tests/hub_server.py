@@ -49,12 +49,36 @@ without a token and 404 with one, as the real Hub does.
 Gated repos follow the real Hub: the metadata API stays public, file downloads answer 401
 (``X-Error-Code: GatedRepo``) without a token and 403 (``GatedRepo``) with a token other than
 ``server.token`` — huggingface_hub raises ``GatedRepoError`` for both.
+
+Inference Providers (what ``InferenceClient`` of huggingface_hub 2.4 calls), on the hub server,
+which stands in for the router too (``https://router.huggingface.co`` -> ``server.url``)::
+
+    GET  /api/models/{id}?expand=inferenceProviderMapping   {provider: {status, providerId, task}}
+    POST /hf-inference/models/{id}          {"inputs": prompt | base64 image, "parameters": {...}}
+                                            -> image/png
+    POST /together/v1/images/generations    {"prompt", "model", "seed", "reference_images", ...}
+                                            -> {"data": [{"b64_json": ...}]}
+
+    server.add_inference_model("org/flux", {"hf-inference": "text-to-image", "together": ...})
+    server.inference_permission = False       # whoami: a fine-grained token without inference;
+                                              # the routes answer 403
+    server.inference_failures.append(InferenceFailure(429, headers={"Retry-After": "1"}))
+                                              # the next inference requests answer these, in order
+    server.hold_inference = lambda call: call.seed == 7   # held until server.release_inference()
+    server.wait_held(2)                       # until 2 requests are being held
+    server.inference_delay = 0.2              # seconds each answer takes (bench)
+    server.inference_calls                    # [InferenceCall(provider, model, task, seed, ...)]
+
+Every image is a PNG of the asked size whose pixels follow the prompt, the seed and the reference
+photo's bytes: distinct seeds give distinct images.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import io
 import json
 import socket
 import threading
@@ -128,9 +152,58 @@ class RecordedRequest:
     method: str
     path: str  # with the query string
     headers: Mapping[str, str]  # names in lower case
+    body: bytes = b""  # of a POST
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+
+@dataclass
+class InferenceModel:
+    """A model Inference Providers serve: its mapping {provider: task} and who may use it."""
+
+    repo_id: str
+    providers: dict[str, str]  # provider -> task ("text-to-image", "image-to-image")
+    status: str = "live"  # of every provider: "live", "staging" or "error"
+    gated: bool = False
+    accepted: bool = True  # whether the token's account accepted a gated model's licence
+    pipeline_tag: str = "text-to-image"
+
+    def provider_id(self, provider: str) -> str:
+        """The model's id on the provider's side (hf-inference: the Hub id)."""
+        return self.repo_id if provider == "hf-inference" else f"{provider}/{self.repo_id}"
+
+
+@dataclass
+class InferenceCall:
+    """One inference request as the emulator read it."""
+
+    provider: str
+    model: str  # the provider's model id
+    task: str
+    prompt: str
+    parameters: dict[str, Any]  # width, height, seed, num_inference_steps/steps, ...
+    image: bytes | None  # the reference photo of an image-to-image request
+    authorization: str | None
+    received_at: float  # time.perf_counter() when the request line arrived
+    seconds: float | None = None  # how long the answer took, once sent (None: not answered)
+    status: int | None = None
+
+    @property
+    def seed(self) -> int | None:
+        seed = self.parameters.get("seed")
+        return None if seed is None else int(seed)
+
+
+@dataclass
+class InferenceFailure:
+    """The answer of one inference request instead of an image."""
+
+    status: int
+    body: bytes = b'{"error": "Injected failure"}'
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+    drop: bool = False  # hang up without answering (a dropped connection)
 
 
 class HubServer:
@@ -154,6 +227,18 @@ class HubServer:
         self._hub: _Server | None = None
         self._cdn: _Server | None = None
         self._threads: list[threading.Thread] = []
+        # Inference Providers
+        self.inference_models: dict[str, InferenceModel] = {}
+        self.inference_calls: list[InferenceCall] = []
+        self.inference_failures: list[InferenceFailure] = []
+        self.inference_permission = True
+        self.inference_delay = 0.0
+        self.hold_inference: Callable[[InferenceCall], bool] | None = None
+        self._held = 0
+        self.in_flight = 0  # inference requests read and not answered yet
+        self.max_in_flight = 0
+        self._held_changed = threading.Condition(self._lock)
+        self._inference_release = threading.Event()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -174,6 +259,7 @@ class HubServer:
 
     def stop(self) -> None:
         self._stopping.set()  # throttled bodies stop writing
+        self._inference_release.set()  # and held inference requests let go
         for srv in (self._hub, self._cdn):
             if srv is not None:
                 srv.shutdown()
@@ -237,7 +323,37 @@ class HubServer:
                     self._blobs[item.sha256] = item
         return revision_sha
 
+    def add_inference_model(
+        self, repo_id: str, providers: Mapping[str, str], **details: Any
+    ) -> InferenceModel:
+        """Serve `repo_id` through these providers ({provider: task}); see InferenceModel."""
+        model = InferenceModel(repo_id, dict(providers), **details)
+        with self._lock:
+            self.inference_models[repo_id] = model
+        return model
+
     # ------------------------------------------------------------ what happened
+
+    def inference_seeds(self, answered_only: bool = False) -> list[int | None]:
+        """The seeds of the inference requests so far, in arrival order."""
+        return [
+            call.seed
+            for call in list(self.inference_calls)
+            if not answered_only or call.status == 200
+        ]
+
+    def wait_held(self, count: int, timeout: float = 30.0) -> None:
+        """Until `count` inference requests are being held (hold_inference)."""
+        with self._held_changed:
+            if not self._held_changed.wait_for(lambda: self._held >= count, timeout):
+                raise AssertionError(f"{self._held} of {count} inference requests held")
+
+    def release_inference(self) -> None:
+        """Let held inference requests answer, and hold no more."""
+        with self._lock:
+            self.hold_inference = None
+            release, self._inference_release = self._inference_release, threading.Event()
+        release.set()
 
     def count(
         self, method: str | None = None, path_contains: str = "", server: str | None = None
@@ -336,6 +452,27 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._dispatch(head=True)
 
+    def do_POST(self) -> None:
+        """Inference Providers' routes (the hub server stands in for the router)."""
+        state = self.server.state
+        received_at = time.perf_counter()
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        with state._lock:
+            state.requests.append(
+                RecordedRequest(self.server.role, "POST", self.path, headers, body)
+            )
+        segments = [unquote(s) for s in urlsplit(self.path).path.strip("/").split("/")]
+        try:
+            if segments[:2] == ["hf-inference", "models"] and len(segments) >= 3:
+                self._inference("hf-inference", "/".join(segments[2:]), body, received_at)
+            elif segments == ["together", "v1", "images", "generations"]:
+                self._inference("together", None, body, received_at)
+            else:
+                self._error(404, None, "Not found", head=False)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
     def _dispatch(self, head: bool) -> None:
         state = self.server.state
         record = state._record(self.server.role, self)
@@ -404,16 +541,20 @@ class _Handler(BaseHTTPRequestHandler):
         if self._bearer() != self.server.state.token:
             self._error(401, None, "Invalid credentials in Authorization header", head=head)
             return
+        token: dict[str, Any] = {"displayName": "t", "role": "read"}
+        if not self.server.state.inference_permission:  # fine-grained, without inference
+            token = {
+                "displayName": "t",
+                "role": "fineGrained",
+                "fineGrained": {"global": ["discussion.write"], "scoped": []},
+            }
         self._json(
             {
                 "type": "user",
                 "name": "test-user",
                 "fullname": "Test User",
                 "orgs": [],
-                "auth": {
-                    "type": "access_token",
-                    "accessToken": {"displayName": "t", "role": "read"},
-                },
+                "auth": {"type": "access_token", "accessToken": token},
             },
             head=head,
         )
@@ -436,6 +577,10 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _api_models(self, segments: list[str], query: dict[str, str], head: bool) -> None:
+        served = self.server.state.inference_models.get("/".join(segments))
+        if served is not None:
+            self._mapping(served, head)
+            return
         repo, rest = self._find_repo(segments)
         if repo is None:
             self._repo_not_found(head)
@@ -489,6 +634,143 @@ class _Handler(BaseHTTPRequestHandler):
             },
             head=head,
         )
+
+    def _mapping(self, model: InferenceModel, head: bool) -> None:
+        """model_info(expand=["inferenceProviderMapping"]) (and the pipeline tag the hf-inference
+        helper checks when a model is named by id)."""
+        self._json(
+            {
+                "_id": hashlib.md5(model.repo_id.encode()).hexdigest()[:24],
+                "id": model.repo_id,
+                "pipeline_tag": model.pipeline_tag,
+                "gated": "manual" if model.gated else False,
+                "inferenceProviderMapping": {
+                    provider: {
+                        "status": model.status,
+                        "providerId": model.provider_id(provider),
+                        "task": task,
+                    }
+                    for provider, task in model.providers.items()
+                },
+            },
+            head=head,
+        )
+
+    # ------------------------------------------------------------ Inference Providers
+
+    def _inference(
+        self, provider: str, model_id: str | None, body: bytes, received_at: float
+    ) -> None:
+        state = self.server.state
+        payload = json.loads(body or b"{}")
+        if provider == "together":
+            model_id = str(payload.get("model") or "")
+        served = next(
+            (
+                m
+                for m in list(state.inference_models.values())
+                if m.provider_id(provider) == model_id
+            ),
+            None,
+        )
+        task = served.providers.get(provider, "") if served else ""
+        parameters, prompt, image = _inference_input(provider, task, payload)
+        call = InferenceCall(
+            provider=provider,
+            model=model_id or "",
+            task=task,
+            prompt=prompt,
+            parameters=parameters,
+            image=image,
+            authorization=self.headers.get("Authorization"),
+            received_at=received_at,
+        )
+        with state._lock:
+            state.inference_calls.append(call)
+            state.in_flight += 1
+            state.max_in_flight = max(state.max_in_flight, state.in_flight)
+            hold = state.hold_inference is not None and state.hold_inference(call)
+            release = state._inference_release
+            if hold:
+                state._held += 1
+                state._held_changed.notify_all()
+        try:
+            self._answer_inference(provider, served, call, hold, release)
+        finally:
+            with state._lock:
+                state.in_flight -= 1
+
+    def _answer_inference(
+        self,
+        provider: str,
+        served: InferenceModel | None,
+        call: InferenceCall,
+        hold: bool,
+        release: threading.Event,
+    ) -> None:
+        state = self.server.state
+        if hold:
+            release.wait()
+            with state._lock:
+                state._held -= 1
+                state._held_changed.notify_all()
+            if state._stopping.is_set():
+                self.close_connection = True
+                return
+        if state.inference_delay:
+            time.sleep(state.inference_delay)  # the provider's own time to make the image
+        status, content, headers = self._inference_answer(provider, served, call)
+        if status is None:  # a dropped connection: no answer at all
+            call.seconds = time.perf_counter() - call.received_at
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self._send(status, content, headers, head=False)
+        call.status = status
+        call.seconds = time.perf_counter() - call.received_at
+
+    def _inference_answer(
+        self, provider: str, served: InferenceModel | None, call: InferenceCall
+    ) -> tuple[int | None, bytes, dict[str, str]]:
+        state = self.server.state
+        as_json = {"Content-Type": "application/json"}
+        if self._bearer() != state.token:
+            return 401, b'{"error": "Invalid credentials in Authorization header"}', as_json
+        if not state.inference_permission:
+            message = (
+                "This authentication method does not have sufficient permissions to call "
+                "Inference Providers on behalf of user test-user"
+            )
+            return 403, json.dumps({"error": message}).encode(), as_json
+        with state._lock:
+            failure = state.inference_failures.pop(0) if state.inference_failures else None
+        if failure is not None:
+            if failure.drop:
+                return None, b"", {}
+            headers = {"Content-Type": failure.content_type, **failure.headers}
+            return failure.status, failure.body, headers
+        if served is None or provider not in served.providers:
+            return 404, json.dumps({"error": f"Model {call.model} not found"}).encode(), as_json
+        if served.gated and not served.accepted:
+            message = (
+                f"Access to model {served.repo_id} is restricted and you are not in the "
+                f"authorized list. Visit https://huggingface.co/{served.repo_id} to ask for access."
+            )
+            return (
+                403,
+                json.dumps({"error": message}).encode(),
+                {
+                    **as_json,
+                    "X-Error-Code": "GatedRepo",
+                    "X-Error-Message": message,
+                },
+            )
+        png = inference_image(call)
+        if provider == "together":
+            answer = {"data": [{"b64_json": base64.b64encode(png).decode()}]}
+            return 200, json.dumps(answer).encode(), as_json
+        return 200, png, {"Content-Type": "image/png"}
 
     def _tree(self, files: dict[str, StoredFile], prefix: str, recursive: bool, head: bool) -> None:
         prefix = prefix.strip("/")
@@ -694,6 +976,44 @@ class _Handler(BaseHTTPRequestHandler):
             ahead = sent / rate - (time.monotonic() - started)
             if ahead > 0:
                 time.sleep(ahead)
+
+
+def _inference_input(
+    provider: str, task: str, payload: dict[str, Any]
+) -> tuple[dict[str, Any], str, bytes | None]:
+    """(parameters, prompt, reference photo) of a request, as each provider's helper sends it."""
+    if provider == "hf-inference":
+        parameters = dict(payload.get("parameters") or {})
+        inputs = payload.get("inputs") or ""
+        if task == "image-to-image":
+            return parameters, str(parameters.get("prompt") or ""), base64.b64decode(inputs)
+        return parameters, str(inputs), None
+    parameters = {
+        key: value
+        for key, value in payload.items()
+        if key not in ("prompt", "model", "response_format", "reference_images", "image_url")
+    }
+    references = payload.get("reference_images") or (
+        [payload["image_url"]] if payload.get("image_url") else []
+    )
+    image = base64.b64decode(references[0].split(",", 1)[1]) if references else None
+    return parameters, str(payload.get("prompt") or ""), image
+
+
+def inference_image(call: InferenceCall) -> bytes:
+    """A PNG of the asked size whose pixels follow the prompt, the seed and the photo."""
+    from PIL import Image
+
+    width = int(call.parameters.get("width") or 512)
+    height = int(call.parameters.get("height") or 512)
+    digest = hashlib.sha256(
+        f"{call.model}|{call.prompt}|{call.seed}|".encode() + (call.image or b"")
+    ).digest()
+    tile = Image.frombytes("RGB", (4, 2), digest[:24])  # 8 pixels from the digest
+    image = tile.resize((width, height), Image.Resampling.BILINEAR)
+    out = io.BytesIO()
+    image.save(out, "PNG", compress_level=1)
+    return out.getvalue()
 
 
 def _truthy(value: str | None) -> bool:

@@ -71,6 +71,8 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO_APP = ROOT / "bench" / "hello_app.py"
+ONE_PIXEL = ROOT / "bench" / "one_pixel.py"
+ONE_PIXEL_MODEL = "bench:one-pixel"  # bench/one_pixel.MODEL_KEY
 HOST = "127.0.0.1"
 API = "/api/apps/avatar-creator"
 POLL_S = 0.005  # how often /health is polled while nothing listens yet
@@ -111,6 +113,9 @@ class Plan:
     load_seconds: float = 30.0
     load_projects: int = 560  # as many as the probe that found the leak listed
     throughput_batches: int = 8
+    bursts: int = 3
+    burst_jobs: int = 200
+    instant_images: int = 100
 
 
 FULL = Plan()
@@ -124,6 +129,8 @@ QUICK = Plan(
     project_gets=30,
     load_seconds=10.0,
     throughput_batches=4,
+    bursts=1,
+    instant_images=40,
 )
 
 
@@ -277,14 +284,20 @@ class Server:
 
 @contextlib.contextmanager
 def serve(
-    kind: str, home: Path | None, work: Path, env: dict[str, str] | None = None
+    kind: str,
+    home: Path | None,
+    work: Path,
+    env: dict[str, str] | None = None,
+    extra: tuple[str, ...] = (),
 ) -> Iterator[Server]:
-    """Start `kind` ("lumiku" or "hello") on a free port, time it to the first 200, stop it.
-    `env`: LUMIKU_* settings for this server (e.g. LUMIKU_WORKERS)."""
+    """Start `kind` ("lumiku", "one-pixel": lumiku with bench/one_pixel.py's model, or "hello")
+    on a free port, time it to the first 200, stop it. `env`: LUMIKU_* settings for this server
+    (e.g. LUMIKU_WORKERS); `extra`: more `serve` arguments (--no-workers)."""
     port = free_port()
-    if kind == "lumiku":
+    if kind in ("lumiku", "one-pixel"):
         assert home is not None
-        argv = [sys.executable, "-m", "lumiku_local", "serve", "--no-browser"]
+        program = ["-m", "lumiku_local"] if kind == "lumiku" else [str(ONE_PIXEL)]
+        argv = [sys.executable, *program, "serve", "--no-browser", *extra]
         argv += ["--port", str(port), "--home", str(home)]
     else:
         argv = [sys.executable, str(HELLO_APP), str(port)]
@@ -1076,6 +1089,282 @@ def measure_poses(plan: Plan, work: Path, report: Report) -> None:
 # ------------------------------------------------------------------ main
 
 
+# ------------------------------------------------------------------ 11: the queue, on both backends
+
+
+@dataclass
+class Backend:
+    """Where one setup of step 11 keeps its data: the SQLite default, or PostgreSQL + Redis."""
+
+    label: str
+    home: Path
+    worker_processes: int  # 0: the server's own (embedded) worker threads
+    database_url: str = ""
+    queue_url: str = ""
+
+    def env(self) -> dict[str, str]:
+        if not self.database_url:
+            return {}
+        return {
+            "LUMIKU_DATABASE_URL": self.database_url,
+            "LUMIKU_QUEUE_URL": self.queue_url,
+            "LUMIKU_FILES_DIR": str(self.home / "files"),
+        }
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        if not self.database_url:
+            return query(self.home, sql, params)
+        import psycopg
+
+        with psycopg.connect(self.database_url) as conn:
+            return list(conn.execute(sql.replace("?", "%s"), params).fetchall())
+
+    def seconds_between(self, ids: list[str], first: str, last: str) -> list[float]:
+        marks = ",".join("?" * len(ids))
+        rows = {
+            row[0]: row[1:]
+            for row in self.rows(
+                f"SELECT id, {first}, {last} FROM avatar_generation WHERE id IN ({marks})",
+                tuple(ids),
+            )
+        }
+
+        def at(value: Any) -> dt.datetime:
+            return value if isinstance(value, dt.datetime) else stored_time(value)
+
+        return [(at(rows[i][1]) - at(rows[i][0])).total_seconds() for i in ids]
+
+
+@contextlib.contextmanager
+def lumiku_worker(backend: Backend, work: Path, kind: str = "one-pixel") -> Iterator[None]:
+    """One `lumiku worker --workers 1` process on the backend's PostgreSQL + Redis."""
+    program = ["-m", "lumiku_local"] if kind == "lumiku" else [str(ONE_PIXEL)]
+    argv = [sys.executable, *program, "worker", "--workers", "1", "--home", str(backend.home)]
+    log_path = work / "logs" / f"worker-{len(_CHILDREN)}-{time.monotonic_ns()}.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**child_env(backend.home, work), **backend.env()},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    _CHILDREN.append(proc)
+    try:
+        yield
+    finally:
+        stop(proc)
+        _CHILDREN.remove(proc)
+
+
+@contextlib.contextmanager
+def backend_setup(backend: Backend, work: Path, kind: str = "one-pixel") -> Iterator[Server]:
+    """The server (with its own workers, or --no-workers beside `worker_processes` workers),
+    once every worker process has registered."""
+    extra = ("--no-workers",) if backend.worker_processes else ()
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(serve(kind, backend.home, work, backend.env(), extra))
+        for _ in range(backend.worker_processes):
+            stack.enter_context(lumiku_worker(backend, work, kind))
+        if backend.worker_processes:
+            api = Api(server.port)
+
+            def registered() -> bool:
+                processes = api.call("GET", "/api/health/workers")["processes"]
+                return sum(p["kind"] == "worker" for p in processes) >= backend.worker_processes
+
+            wait_until(registered, START_TIMEOUT_S)
+            api.close()
+        yield server
+
+
+def burst(
+    port: int, events: EventStream, project_id: str, jobs: int, clients: int
+) -> tuple[float, list[float]]:
+    """`jobs` one-image generations POSTed at once by `clients` keep-alive connections:
+    (seconds from the first POST to the last completed event, every POST's round trip)."""
+    ids: list[str] = []
+    posts: list[float] = []
+    lock = threading.Lock()
+    share = [jobs // clients + (n < jobs % clients) for n in range(clients)]
+    go = threading.Event()
+
+    def client(count: int) -> None:
+        api = Api(port)
+        go.wait()
+        for _ in range(count):
+            status, data, seconds = api.raw(
+                "POST",
+                f"{API}/projects/{project_id}/avatars/generate",
+                {"prompt": "burst", "count": 1, "modelKey": ONE_PIXEL_MODEL},
+            )
+            if status != 202:
+                raise BenchError(f"burst POST answered {status}: {data[:300]!r}")
+            with lock:
+                ids.append(json.loads(data)["generation"]["id"])
+                posts.append(seconds)
+        api.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in share]
+    for thread in threads:
+        thread.start()
+    start = time.perf_counter()
+    go.set()
+    for thread in threads:
+        thread.join()
+    if len(ids) != jobs:
+        raise BenchError(f"only {len(ids)} of {jobs} burst POSTs were accepted")
+    last = max(events.wait(generation_id, timeout=300) for generation_id in ids)
+    return last - start, posts
+
+
+def warm_every_worker(
+    api: Api, backend: Backend, events: EventStream, project_id: str, **options: Any
+) -> None:
+    """One-image jobs until each worker process has run one (its engine loaded, its render
+    process started): Redis hands a job to whichever worker pops first."""
+    wanted = max(backend.worker_processes, 1)
+    seen: set[str] = set()
+    for _ in range(40):
+        generation_id = api.generate(project_id, count=1, **options)
+        events.wait(generation_id)
+        sql = "SELECT boot_id FROM avatar_generation WHERE id = ?"
+        seen.add(backend.rows(sql, (generation_id,))[0][0])
+        if len(seen) >= wanted:
+            return
+    raise BenchError(f"only {len(seen)} of {wanted} worker processes took a warm-up job")
+
+
+def measure_queue(plan: Plan, work: Path, report: Report) -> None:
+    """Pickup, POST and a burst of one-pixel jobs on SQLite and on PostgreSQL + Redis with 1
+    and 2 `lumiku worker` processes; then Instant at 512 px with 1 and 2 worker processes."""
+    sys.path.insert(0, str(ROOT))
+    from tests import servers as throwaway
+
+    started = throwaway.start()
+    try:
+        _measure_queue(plan, work, report, started)
+    finally:
+        throwaway.stop(started)
+
+
+def _fresh_backend(label: str, work: Path, servers: Any, processes: int) -> Backend:
+    home = Path(tempfile.mkdtemp(prefix="home-", dir=work))
+    if processes == 0:
+        return Backend(label, home, 0)
+    import psycopg
+    import redis
+
+    name = f"bench_{home.name.replace('-', '_').lower()}"
+    with psycopg.connect(servers.postgres_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    redis.Redis.from_url(servers.redis_url).flushall()
+    database_url = servers.postgres_url.rsplit("/", 1)[0] + "/" + name
+    return Backend(label, home, processes, database_url, servers.redis_url)
+
+
+def _measure_queue(plan: Plan, work: Path, report: Report, servers: Any) -> None:
+    setups = [
+        ("SQLite (embedded, 2 threads)", 0),
+        ("PostgreSQL + Redis, 1 worker process", 1),
+        ("PostgreSQL + Redis, 2 worker processes", 2),
+    ]
+    figures: dict[str, dict[str, float]] = {}
+    for label, processes in setups:
+        backend = _fresh_backend(label, work, servers, processes)
+        progress(f"queue: {label}")
+        with backend_setup(backend, work) as server, EventStream(server.port) as events:
+            api = Api(server.port)
+            project_id = api.create_project("queue")
+            options = {"modelKey": ONE_PIXEL_MODEL}
+            warm_every_worker(api, backend, events, project_id, **options)
+            ids, posts = [], []
+            for _ in range(plan.pickups):
+                status, data, seconds = api.raw(
+                    "POST",
+                    f"{API}/projects/{project_id}/avatars/generate",
+                    {"prompt": "pickup", "count": 1, **options},
+                )
+                if status != 202:
+                    raise BenchError(f"POST answered {status}: {data[:300]!r}")
+                generation_id = json.loads(data)["generation"]["id"]
+                events.wait(generation_id)
+                ids.append(generation_id)
+                posts.append(seconds)
+            pickups = backend.seconds_between(ids, "created_at", "started_at")
+            bursts = []
+            burst_posts: list[float] = []
+            for _ in range(plan.bursts):
+                seconds, round_trips = burst(server.port, events, project_id, plan.burst_jobs, 4)
+                bursts.append(plan.burst_jobs / seconds)
+                burst_posts += round_trips
+            api.close()
+        figures[label] = {
+            "pickup50": median(pickups),
+            "pickup95": percentile(pickups, 95),
+            "post50": median(posts),
+            "burst": median(bursts),
+            "burstpost50": median(burst_posts),
+        }
+
+    rows = report.section(
+        f"11. the queue: {plan.pickups} one-pixel jobs one at a time, then {plan.bursts} bursts "
+        f"of {plan.burst_jobs} (4 keep-alive clients), median burst"
+    )
+    sqlite_label = setups[0][0]
+    for label, _ in setups:
+        f = figures[label]
+        on_sqlite = label == sqlite_label
+        pickup_target = 0.0015 if on_sqlite else 0.003
+        rows += [
+            Row(label, ""),
+            Row(
+                "  pickup p50 (created -> processing)",
+                ms(f["pickup50"]),
+                f"<= {pickup_target * 1000:g} ms",
+                f["pickup50"] <= pickup_target,
+            ),
+            Row("  pickup p95", ms(f["pickup95"])),
+            Row(
+                "  generate POST p50, keep-alive, idle server",
+                ms(f["post50"]),
+                "<= 3 ms" if on_sqlite else "",
+                f["post50"] <= 0.003 if on_sqlite else None,
+            ),
+            Row(
+                f"  burst of {plan.burst_jobs}, first POST -> last completed",
+                f"{f['burst']:.0f} jobs/s",
+                ">= 300 jobs/s" if on_sqlite else "",
+                f["burst"] >= 300 if on_sqlite else None,
+            ),
+            Row("  POST p50 during the burst", ms(f["burstpost50"])),
+        ]
+    rows += [Row("BullMQ on Redis, empty jobs (the original's queue alone)", "2 ms, 669 jobs/s")]
+
+    rates: dict[int, float] = {}
+    for processes in (1, 2):
+        label = f"Instant, {processes} worker process(es)"
+        backend = _fresh_backend(label, work, servers, processes)
+        progress(f"queue: Instant at 512 px, {plan.instant_images} images, {processes} worker(s)")
+        with backend_setup(backend, work, "lumiku") as server, EventStream(server.port) as events:
+            api = Api(server.port)
+            project_id = api.create_project("instant")
+            warm_every_worker(api, backend, events, project_id)
+            start = time.perf_counter()
+            ids = [api.generate(project_id, count=4) for _ in range(plan.instant_images // 4)]
+            finished = max(events.wait(generation_id, timeout=600) for generation_id in ids)
+            rates[processes] = (plan.instant_images // 4 * 4) / (finished - start)
+            api.close()
+    ratio = rates[2] / rates[1]
+    rows += [
+        Row(f"Instant 512 px, {plan.instant_images} images, batches of 4, PostgreSQL + Redis", ""),
+        Row("  1 worker process", f"{rates[1]:.1f} images/s"),
+        Row("  2 worker processes", f"{rates[2]:.1f} images/s"),
+        Row("  ratio 2 / 1", f"{ratio:.2f}x", ">= 1.6x", ratio >= 1.6),
+    ]
+
+
 STEPS: dict[str, Callable[[Plan, Path, Report], None]] = {
     "starts": measure_starts,
     "jobs": measure_jobs,
@@ -1084,6 +1373,7 @@ STEPS: dict[str, Callable[[Plan, Path, Report], None]] = {
     "picker": measure_style_picker,
     "throughput": measure_throughput,
     "poses": measure_poses,
+    "queue": measure_queue,
 }
 
 

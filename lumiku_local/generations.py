@@ -41,6 +41,7 @@ MAX_PROMPT = 2000
 MAX_SEED = 2**31 - 1
 AVATAR_NAME_CHARACTERS = 60  # of the prompt, when a generation has no name: cut at a word
 CLOCK_SLACK_SECONDS = 1.0  # a retry this much further ahead than its backoff: the clock moved
+OWNED_CHECK_SECONDS = 0.05  # how stale a worker's "the job is still mine" may be (cancelled())
 
 
 @dataclass(frozen=True)
@@ -563,10 +564,21 @@ def takeable(
 def claim(runtime: Runtime, generation_id: str) -> str | None:
     """Take the job if it is pending and due, or processing and takeable; None when it is not
     this worker's to take (a model this process does not run, among others)."""
+    claimed = _claim(runtime, generation_id)
+    return None if claimed is None else claimed[0]
+
+
+def _claim(runtime: Runtime, generation_id: str) -> tuple[str, AvatarGeneration] | None:
+    """claim(), with the row as claimed (its model joined): the worker reads nothing again."""
     token = uuid.uuid4().hex
     with write_transaction():
         now = db.now()
-        generation = AvatarGeneration.get_or_none(AvatarGeneration.id == generation_id)
+        generation = (
+            AvatarGeneration.select(AvatarGeneration, AIModel)
+            .join(AIModel)
+            .where(AvatarGeneration.id == generation_id)
+            .get_or_none()
+        )
         if generation is None:
             return None
         only = runtime.settings.model_filter
@@ -581,21 +593,26 @@ def claim(runtime: Runtime, generation_id: str) -> str | None:
                 return None  # a live worker has it, or had it a moment ago
         else:
             return None
+        claimed = {
+            "boot_id": runtime.boot_id,
+            "claim_token": token,
+            "heartbeat_at": now,
+            "started_at": generation.started_at or now,
+            "next_attempt_at": None,
+        }
         changed = move(
             generation_id,
             "claim",
             token=generation.claim_token if generation.status == "processing" else None,
             source=generation.status,
-            boot_id=runtime.boot_id,
-            claim_token=token,
-            heartbeat_at=now,
-            started_at=generation.started_at or now,
-            next_attempt_at=None,
+            **claimed,
         )
     if not changed:
         return None
     runtime.running.add(generation_id)  # once committed: a failed commit claims nothing
-    return token
+    for name, value in {**claimed, "status": "processing"}.items():
+        setattr(generation, name, value)
+    return token, generation
 
 
 class _Worker:
@@ -611,12 +628,19 @@ class _Worker:
         self.claimed_at = time.monotonic()
         self.run_seconds_before = float(generation.run_seconds or 0)
         self.deadline_seconds = float(generation.model.deadline_seconds)
-        self.delivered = Avatar.select().where(Avatar.generation == generation.id).count()
+        self.done = {
+            key
+            for (key,) in tuples(
+                Avatar.select(Avatar.variation_key).where(Avatar.generation == generation.id)
+            )
+        }
+        self.delivered = len(self.done)
         self.lost = False
         self.timed_out = False
+        self.owned_at = time.monotonic()  # the claim just committed: it is ours
 
     def owned(self) -> bool:
-        return (
+        owned = (
             AvatarGeneration.select()
             .where(
                 (AvatarGeneration.id == self.generation.id)
@@ -625,16 +649,23 @@ class _Worker:
             )
             .exists()
         )
+        if owned:
+            self.owned_at = time.monotonic()
+        return owned
 
     def cancelled(self) -> bool:
-        """Checked by the engine between images and steps: canceled, taken over, past deadline."""
+        """Checked by the engine between images and steps: canceled, taken over, past deadline.
+
+        The row is read at most every OWNED_CHECK_SECONDS: an engine asks between every step,
+        and a one-image job would otherwise read it three times in a few milliseconds. A cancel
+        is seen that much later at worst; a delivery checks the claim in its own transaction."""
         self.heartbeat()
         if self.runtime.stopping.is_set():
             return True
         if self.run_seconds() >= self.deadline_seconds:
             self.timed_out = True
             return True
-        if not self.owned():
+        if time.monotonic() - self.owned_at >= OWNED_CHECK_SECONDS and not self.owned():
             self.lost = True
             return True
         return False
@@ -736,13 +767,7 @@ class _Worker:
     def run(self) -> None:
         generation = self.generation
         model = generation.model
-        done = {
-            key
-            for (key,) in tuples(
-                Avatar.select(Avatar.variation_key).where(Avatar.generation == generation.id)
-            )
-        }
-        self.pending_variations = [v for v in variations_of(generation) if v.key not in done]
+        self.pending_variations = [v for v in variations_of(generation) if v.key not in self.done]
         self.runtime.publish(generation_event(generation))
         engine = engine_for(model.provider)
         if engine is None or not engine.is_installed(model.capabilities):
@@ -840,11 +865,11 @@ class _Worker:
 
 def run_generation(runtime: Runtime, generation_id: str) -> None:
     """The Huey task body: idempotent, safe to run twice or after a crash."""
-    token = claim(runtime, generation_id)
-    if token is None:
+    claimed = _claim(runtime, generation_id)
+    if claimed is None:
         return
+    token, generation = claimed
     try:
-        generation = AvatarGeneration.get_by_id(generation_id)
         _Worker(runtime, generation, token).run()
     finally:
         runtime.running.discard(generation_id)

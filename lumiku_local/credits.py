@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from peewee import fn
+from peewee import DoesNotExist, fn
 
 from .errors import InsufficientCredits
 from .models import AvatarGeneration, CreditLedger, User
 
 
 def balance(user_id: int) -> int:
-    return User.get_by_id(user_id).credit_balance
+    found = User.select(User.credit_balance).where(User.id == user_id).scalar()
+    if found is None:
+        raise DoesNotExist(f"no user {user_id}")
+    return int(found)
 
 
 def _append(
@@ -18,10 +21,14 @@ def _append(
     amount: int,
     description: str,
     generation: AvatarGeneration | None = None,
+    before: int | None = None,
 ) -> CreditLedger:
-    """Add one entry and move the cached balance with it. Call inside a write transaction."""
+    """Add one entry and move the cached balance with it. Call inside a write transaction
+    (which holds the write lock, so `before`, the balance the caller just read, still is)."""
+    if before is None:
+        before = balance(user_id)
     User.update(credit_balance=User.credit_balance + amount).where(User.id == user_id).execute()
-    balance_after = balance(user_id)
+    balance_after = before + amount
     return CreditLedger.create(
         user=user_id,
         kind=kind,
@@ -40,7 +47,8 @@ def debit(user_id: int, generation: AvatarGeneration, amount: int, description: 
             f"This needs {amount} credits and you have {available}. "
             "Lower the image count or pick a cheaper model."
         )
-    return _append(user_id, "debit", -amount, description, generation).balance_after
+    entry = _append(user_id, "debit", -amount, description, generation, before=available)
+    return int(entry.balance_after)
 
 
 def total_refunded() -> int:

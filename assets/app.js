@@ -525,11 +525,26 @@
       }
     };
     likeness?.addEventListener("input", () => { likenessTouched = true; });
-    // the face square is saved a moment after it stops moving: a Generate waits for that
+    // the face square is saved a moment after it stops moving: a Generate waits for that;
+    // and a remote model's first generation says what leaves the computer, once per model
     form.addEventListener("htmx:confirm", (event) => {
-      if (!reference.pending()) return;
+      const chosen = $("input[name=model]:checked", form);
+      const ask = chosen?.dataset.remote === "ask";
+      if (!reference.pending() && !ask) return;
       event.preventDefault();
-      reference.flush().then((saved) => { if (saved) event.detail.issueRequest(true); });
+      const agreed = ask
+        ? confirmDialog(chosen.dataset.remoteWords, "Send to Hugging Face", "primary")
+        : Promise.resolve(true);
+      agreed
+        .then((ok) => {
+          if (!ok) return false;
+          if (ask) {
+            $("[data-remote-consent]", form).value = chosen.value;
+            chosen.dataset.remote = "agreed";  // remembered by the server once it is sent
+          }
+          return reference.pending() ? reference.flush() : true;
+        })
+        .then((go) => { if (go) event.detail.issueRequest(true); });
     });
     form.addEventListener("input", update);
     form.addEventListener("change", update);

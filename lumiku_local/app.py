@@ -55,6 +55,7 @@ from .downloads import DownloadManager
 from .engines import register as register_engine
 from .engines.dicebear import DiceBearEngine
 from .engines.diffusers import DiffusersEngine
+from .engines.remote import RemoteEngine
 from .errors import LumikuError
 from .events import EventBus, RedisRelay
 from .machine_failures import FailureMemory, noticed
@@ -264,6 +265,7 @@ def build_core(settings: Settings, kind: str, bus: EventBus | None = None) -> Co
     # a render process per worker thread
     dicebear = DiceBearEngine(processes=settings.workers if settings.run_workers else 1)
     register_engine(dicebear)
+    register_engine(RemoteEngine(settings))  # Hugging Face Inference Providers: no GPU here
     return Core(runtime, job_queue, diffusion, dicebear, relay)
 
 

@@ -8,6 +8,8 @@ from .lookalike import look_alike_styles
 
 APP_ID = "avatar-creator"
 INSTANT_MODEL_KEY = "avatar-creator:instant"
+# models run on Hugging Face Inference Providers (engines/remote.py), not on this computer
+REMOTE_PROVIDER = "hf-inference-providers"
 DEFAULT_STYLE = "adventurer"
 TIER_ORDER = {"free": 0, "basic": 1, "pro": 2}
 # What the model badges say, from the credits an image costs (no model is free: the tier names
@@ -266,7 +268,85 @@ def ai_models() -> list[dict]:
         },
     ]
     faces: dict[str, dict] = {str(row["key"]): row["capabilities"] for row in models}  # type: ignore[misc]
-    return models + pose_models(faces)
+    return models + pose_models(faces) + remote_models()
+
+
+def remote_models() -> list[dict]:
+    """ORIGIN.md's FLUX models and SDXL on Hugging Face Inference Providers: no download, no
+    GPU; the prompt (and, from a photo, its frame) goes to Hugging Face, which bills the
+    token's account. "Installed" once a token is set and a provider serves the model."""
+    remote = {"remote": True, "minSize": 256, "maxSize": 1024, "sizeMultiple": 16}
+    flux_dev = {**remote, "hfRepo": "black-forest-labs/FLUX.1-dev", "gated": True}
+    flux_dev.update(width=512, height=512, steps=28, guidance=3.5)
+    return [
+        {
+            "key": "avatar-creator:hf-flux-schnell",
+            "name": "FLUX.1-schnell on Hugging Face",
+            "description": "FLUX.1-schnell in 4 steps, made by a Hugging Face Inference "
+            "Provider: FLUX quality without a GPU.",
+            "provider": REMOTE_PROVIDER,
+            "tier": "basic",
+            "credit_cost": 6,
+            "deadline_seconds": 600.0,
+            "sort_order": 30,
+            "capabilities": {
+                **remote,
+                "hfRepo": "black-forest-labs/FLUX.1-schnell",
+                "gated": False,
+                "width": 512,
+                "height": 512,
+                "steps": 4,
+                "guidance": 0.0,
+            },
+        },
+        {
+            "key": "avatar-creator:hf-flux-dev",
+            "name": "FLUX.1-dev on Hugging Face",
+            "description": "FLUX.1-dev (28 steps), made by a Hugging Face Inference Provider. "
+            "A gated model: accept its licence on huggingface.co first.",
+            "provider": REMOTE_PROVIDER,
+            "tier": "free",
+            "credit_cost": 8,
+            "deadline_seconds": 900.0,
+            "sort_order": 31,
+            "capabilities": flux_dev,
+        },
+        {
+            "key": "avatar-creator:hf-flux-dev-realism",
+            "name": "FLUX.1-dev + Realism LoRA on Hugging Face",
+            "description": "FLUX.1-dev with XLabs' realism LoRA, where a provider serves the "
+            "LoRA (its mapping on the Hub says which).",
+            "provider": REMOTE_PROVIDER,
+            "tier": "basic",
+            "credit_cost": 12,
+            "deadline_seconds": 900.0,
+            "sort_order": 32,
+            # the LoRA's own repo: providers map it to FLUX.1-dev with the adapter applied
+            "capabilities": {**flux_dev, "hfRepo": "XLabs-AI/flux-RealismLora", "gated": False},
+        },
+        {
+            "key": "avatar-creator:hf-sdxl",
+            "name": "SDXL on Hugging Face",
+            "description": "Stable Diffusion XL base 1.0 (25 steps), made by a Hugging Face "
+            "Inference Provider.",
+            "provider": REMOTE_PROVIDER,
+            "tier": "basic",
+            "credit_cost": 4,
+            "deadline_seconds": 600.0,
+            "sort_order": 33,
+            "capabilities": {
+                **remote,
+                "hfRepo": "stabilityai/stable-diffusion-xl-base-1.0",
+                "gated": False,
+                "width": 1024,
+                "height": 1024,
+                "minSize": 512,
+                "sizeMultiple": 8,
+                "steps": 25,
+                "guidance": 7.0,
+            },
+        },
+    ]
 
 
 def pose_models(face: dict[str, dict]) -> list[dict]:

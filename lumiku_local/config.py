@@ -48,6 +48,11 @@ class Settings:
     device: str = "auto"
     hf_cache_dir: str = ""
     hf_endpoint: str = ""
+    # remote generation on Hugging Face Inference Providers (engines/remote.py)
+    hf_inference_endpoint: str = ""  # "": the router, https://router.huggingface.co
+    hf_inference_provider: str = "auto"  # auto: the first live provider of the model's mapping
+    hf_inference_concurrency: int = 2  # requests in flight at once, over every generation
+    hf_inference_timeout_seconds: float = 120.0  # for one image
     pipeline_idle_minutes: float = 10.0
     failpoints: str = ""
     log_level: str = "info"
@@ -204,6 +209,12 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("trash_days must be between 0 and 3650")
     if settings.max_attempts < 1:
         raise SettingsError("max_attempts must be at least 1")
+    if not 1 <= settings.hf_inference_concurrency <= 16:
+        raise SettingsError("hf_inference_concurrency must be between 1 and 16")
+    if settings.hf_inference_timeout_seconds <= 0:
+        raise SettingsError("hf_inference_timeout_seconds must be greater than 0")
+    if not settings.hf_inference_provider.strip():
+        raise SettingsError("hf_inference_provider must be auto or a provider name (together)")
     url = settings.database_url
     if url and not url.startswith((SQLITE_PREFIX, *POSTGRES_PREFIXES)):
         raise SettingsError(

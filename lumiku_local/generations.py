@@ -16,8 +16,18 @@ from typing import Any
 
 from peewee import IntegrityError, fn
 
-from . import credits, db, failpoints, file_deletions, names, references, storage, workers
-from .catalog import TIER_ORDER
+from . import (
+    credits,
+    db,
+    failpoints,
+    file_deletions,
+    names,
+    references,
+    remote_consent,
+    storage,
+    workers,
+)
+from .catalog import REMOTE_PROVIDER, TIER_ORDER
 from .db import database, savepoint, tuples, utcnow, write_transaction
 from .engines import EngineJob, PermanentEngineError, Variation, engine_for
 from .errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
@@ -90,6 +100,19 @@ def is_installed(model: AIModel) -> bool:
     return engine is not None and engine.is_installed(model.capabilities)
 
 
+def not_installed_message(model: AIModel) -> str:
+    """Why `model` cannot be chosen: the engine's reason (a remote model's missing token or
+    provider), else the download to make."""
+    engine = engine_for(model.provider)
+    reason = getattr(engine, "not_installed_reason", lambda caps: None)(model.capabilities)
+    if reason:
+        return f"{model.name} cannot run remotely now: {reason}"
+    return (
+        f"{model.name} is not installed. Download it on the Models page, "
+        "or use the Instant model, which needs no download."
+    )
+
+
 def choose_model(model_key: str | None) -> AIModel:
     """The model asked for, or the cheapest installed, enabled model of the lowest tier."""
     if model_key:
@@ -102,14 +125,11 @@ def choose_model(model_key: str | None) -> AIModel:
                 code="model_disabled",
             )
         if not is_installed(model):
-            raise Conflict(
-                f"{model.name} is not installed. Download it on the Models page, "
-                "or use the Instant model, which needs no download.",
-                code="model_not_installed",
-            )
+            raise Conflict(not_installed_message(model), code="model_not_installed")
         reason = getattr(engine_for(model.provider), "unavailable_reason", lambda: None)()
         if reason:
             raise Conflict(reason, code="engine_unavailable")
+        remote_consent.check(model)  # a remote model: the person agreed to send the prompt
         return model
     models = list(AIModel.select().where(AIModel.enabled == True))  # noqa: E712
     if not models:
@@ -118,7 +138,8 @@ def choose_model(model_key: str | None) -> AIModel:
             "Restart Lumiku to restore the built-in catalog, or enable a model on the admin page.",
             code="no_models",
         )
-    installed = [model for model in models if is_installed(model)]
+    # never a remote model unasked: it sends the prompt away and bills another account
+    installed = [m for m in models if m.provider != REMOTE_PROVIDER and is_installed(m)]
     if not installed:
         raise ServiceUnavailable(
             "No enabled model is installed. Enable the Instant model or download a model.",
@@ -206,6 +227,7 @@ def submit(
             runtime.settings.files_dir, request.reference_avatar_id, project_id
         )
     files_dir = runtime.settings.files_dir
+    _ask_remote_models_first(request.model_key)
     with write_transaction():
         project = live_project(project_id)
         model = choose_model(request.model_key)
@@ -233,6 +255,14 @@ def submit(
         generation, balance = create(runtime, project, model, batch, retried_from)
     enqueue_new(runtime, generation)
     return generation, balance
+
+
+def _ask_remote_models_first(model_key: str | None) -> None:
+    """A remote model's token and provider lookups may take the network a few seconds: made
+    (and cached) here, before the write transaction whose lock they would hold."""
+    model = AIModel.get_or_none(AIModel.key == model_key) if model_key else None
+    if model is not None and model.provider == REMOTE_PROVIDER:
+        is_installed(model)
 
 
 @dataclass(frozen=True)
@@ -771,6 +801,9 @@ class _Worker:
         self.runtime.publish(generation_event(generation))
         engine = engine_for(model.provider)
         if engine is None or not engine.is_installed(model.capabilities):
+            if model.provider == REMOTE_PROVIDER:  # a token removed, no provider serving it
+                self._finish("failed", not_installed_message(model))
+                return
             self._finish("failed", f"{model.name} is not installed. Download it and retry.")
             return
         options = generation.options or {}
@@ -790,6 +823,7 @@ class _Worker:
             options=options,
             reference=reference,
             poses=dict(options.get("poseKeypoints") or {}),
+            seconds_left=lambda: self.deadline_seconds - self.run_seconds(),  # remote waits
         )
         try:
             if self.pending_variations and not self.cancelled():

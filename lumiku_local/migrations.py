@@ -20,6 +20,7 @@ from .models import (
     ModelDownload,
     PersonaExample,
     Pose,
+    RemoteConsent,
     User,
     Worker,
 )
@@ -257,6 +258,12 @@ def m014_several_machines() -> None:
             )
 
 
+def m015_remote_models() -> None:
+    """Hugging Face Inference Providers: the remote models, and each one's consent to send."""
+    database.create_tables([RemoteConsent])
+    refresh_catalog_capabilities()
+
+
 def seed_poses() -> None:
     """Insert library poses that are missing; existing rows (an admin's) stay as they are."""
     for order, pose in enumerate(pose_library.poses()):
@@ -294,6 +301,7 @@ MIGRATIONS: list[Callable[[], None]] = [
     m012_pose_models,
     m013_studio,
     m014_several_machines,
+    m015_remote_models,
 ]
 
 

@@ -315,6 +315,18 @@ class Lease(BaseModel):
         table_name = "lease"
 
 
+class RemoteConsent(BaseModel):
+    """A person's yes, once per remote model, to sending its prompts (and photos) to Hugging
+    Face: asked before the first remote generation, remembered here."""
+
+    model_key = CharField(primary_key=True)
+    user = IntegerField()
+    given_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "remote_consent"
+
+
 ALL_MODELS = [
     User,
     AIModel,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from . import face_box, storage
+from .catalog import REMOTE_PROVIDER
 from .db import tuples, write_transaction
 from .engines.base import FaceBox, PermanentEngineError, Reference
 from .errors import InvalidInput, NotFound
@@ -33,6 +34,8 @@ def mode_for(model: AIModel, style: str | None = None) -> str | None:
         return "lookAlike" if chosen in styles else None
     if model.provider == "diffusers":
         return "ipAdapter" if caps.get("ipAdapter") else "img2img"
+    if model.provider == REMOTE_PROVIDER:  # where its providers serve image-to-image
+        return "img2img" if caps.get("imageToImage") else None
     return None
 
 

@@ -8,7 +8,8 @@ from litestar import delete, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath
 
-from ..errors import ServiceUnavailable
+from .. import remote_consent
+from ..errors import NotFound, ServiceUnavailable
 from ..models import AIModel, AvatarPreset, PersonaExample
 from . import blocking, shapes
 from .answers import change_errors, errors
@@ -62,6 +63,33 @@ def delete_model_files(state: State, key: FromPath[str]) -> None:
     state.downloads.remove_files(key)
 
 
+@post(
+    f"{API}/models/{{key:str}}/remote-consent",
+    tags=["catalog"],
+    status_code=200,
+    responses=change_errors(404, 409),
+)
+@blocking
+def give_remote_consent(state: State, key: FromPath[str]) -> dict[str, Any]:
+    """Agree to send this remote model's prompts (and photos) to Hugging Face; remembered, asked
+    once per model. Generating with a remote model answers 409 until then."""
+    model = remote_consent.give(state.runtime.user_id, key)
+    return {"model": shapes.ai_model(model, state.downloads)}
+
+
+@delete(
+    f"{API}/models/{{key:str}}/remote-consent",
+    tags=["catalog"],
+    responses=change_errors(404),
+)
+@blocking
+def withdraw_remote_consent(key: FromPath[str]) -> None:
+    """Take the agreement back: the next remote generation with this model asks again."""
+    if AIModel.get_or_none(AIModel.key == key) is None:
+        raise NotFound(f"There is no model {key!r}.")
+    remote_consent.withdraw(key)
+
+
 @get(f"{API}/presets", tags=["catalog"])
 @blocking
 def list_presets() -> dict[str, Any]:
@@ -81,6 +109,8 @@ routes = [
     start_download,
     cancel_download,
     delete_model_files,
+    give_remote_consent,
+    withdraw_remote_consent,
     list_presets,
     list_persona_examples,
 ]

@@ -83,9 +83,12 @@ def generations_of(rows: list[AvatarGeneration]) -> list[dict[str, Any]]:
     ]
 
 
-def generation(row: AvatarGeneration, with_avatars: bool = True) -> dict[str, Any]:
+def generation(
+    row: AvatarGeneration, with_avatars: bool = True, refunded: int | None = None
+) -> dict[str, Any]:
+    """`refunded`: the credits given back, when the caller knows (None: read the ledger)."""
     if not with_avatars:
-        return _generation(row, None, None, row.id in references.still_kept([row]))
+        return _generation(row, refunded, None, row.id in references.still_kept([row]))
     return generations_of([row])[0]
 
 
@@ -134,7 +137,7 @@ def started(row: AvatarGeneration, balance: int, message: str) -> dict[str, Any]
     """The answer to a submit or a retry (ORIGIN's generate response shape)."""
     return {
         "message": message,
-        "generation": generation(row, with_avatars=False),
+        "generation": generation(row, with_avatars=False, refunded=0),  # just charged
         "creditUsed": row.credit_cost * row.count,
         "creditBalance": balance,
     }
@@ -199,6 +202,28 @@ def ai_model(row: AIModel, downloads: Any = None) -> dict[str, Any]:
         "capabilities": row.capabilities,
         "reference": references.capability(row),
         **download_state,
+        "remote": remote_model(row) if row.provider == catalog.REMOTE_PROVIDER else None,
+    }
+
+
+def remote_model(row: AIModel) -> dict[str, Any]:
+    """A remote model's side of the list: the provider that will run it (or why none does),
+    whether the person agreed to send it prompts, and the words they agree to."""
+    from .. import remote_consent
+    from ..engines import engine_for
+
+    engine = engine_for(row.provider)
+    described = (
+        engine.describe(row.capabilities or {})  # type: ignore[attr-defined]
+        if engine is not None
+        else {"provider": None, "problem": "The remote engine is not running.", "needsToken": False}
+    )
+    return {
+        **described,
+        "needsNetwork": True,
+        "billing": "Hugging Face bills the token's account for each image.",
+        "consented": remote_consent.given(row.key),
+        "consentWords": remote_consent.words(row),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -96,6 +97,9 @@ class EngineJob:
     reference: Reference | None = None
     # the Pose Generator: keypoints (18 x [x, y, visible], 0-1) of each variation's pose_id
     poses: dict[str, list[list[float]]] = field(default_factory=dict)
+    # seconds of running time left before the model's deadline (a remote engine's waits for
+    # Retry-After stay within it)
+    seconds_left: Callable[[], float] = field(default=lambda: math.inf)
 
 
 # an image ready to store: its PNG, thumbnail and names (storage.prepare_png), made where the

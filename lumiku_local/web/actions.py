@@ -18,8 +18,9 @@ from litestar.params import Body, FromPath, FromQuery, MultipartBody
 from litestar.plugins.htmx import ClientRedirect
 from litestar.response import Template
 
-from .. import avatars, generations, hf_token, projects
+from .. import avatars, generations, hf_token, projects, remote_consent
 from ..api import blocking, in_thread, shapes
+from ..catalog import REMOTE_PROVIDER
 from ..db import utcnow
 from ..errors import InvalidInput
 from ..models import AIModel, AvatarGeneration, User
@@ -135,6 +136,13 @@ def generate(state: State, project_id: FromPath[str], data: Form) -> Template:
         likeness=None if likeness is None else likeness / 100,  # the slider is in percent
         negative_prompt=None if takes_style else data.get("negativePrompt"),
     )
+    if (
+        model is not None
+        and model.provider == REMOTE_PROVIDER
+        and data.get("remoteConsent") == model.key
+    ):
+        # the page asked before this first remote generation (app.js): remember the yes
+        remote_consent.give(state.runtime.user_id, model.key)
     generation, balance = generations.submit(state.runtime, project_id, request)
     spent = generation.credit_cost * generation.count
     return _new_card(
@@ -255,16 +263,26 @@ def save_token(state: State, data: Form) -> Template:
     hf_token.save(token, endpoint=state.runtime.settings.hf_endpoint or None)
     return fragment(
         "_token.html",
-        {"token": hf_token.status()},
-        _toast("Token saved. Gated models can now be downloaded."),
+        {"token": hf_token.status(), "remote_models": _remote_models(state)},
+        _toast("Token saved. Gated models can now be downloaded and remote models used."),
     )
 
 
 @post("/ui/settings/hf-token/delete", include_in_schema=False, status_code=200)
 @blocking
-def remove_token() -> Template:
+def remove_token(state: State) -> Template:
     hf_token.remove()
-    return fragment("_token.html", {"token": hf_token.status()}, _toast("Token removed."))
+    return fragment(
+        "_token.html",
+        {"token": hf_token.status(), "remote_models": _remote_models(state)},
+        _toast("Token removed."),
+    )
+
+
+def _remote_models(state: State) -> list[dict[str, Any]]:
+    """The remote models' rows, as the token makes them now (swapped in out of band)."""
+    rows = AIModel.select().where(AIModel.provider == REMOTE_PROVIDER).order_by(AIModel.sort_order)
+    return [shapes.ai_model(row, state.downloads) for row in rows]
 
 
 routes = [

@@ -22,7 +22,7 @@ from typing import Any
 from .. import failpoints, storage
 from ..catalog import REMOTE_PROVIDER
 from ..config import Settings
-from ..png_parameters import png_with_parameters
+from ..png_parameters import add_parameters, png_with_parameters
 from . import reference_image
 from .base import (
     Cancelled,
@@ -140,7 +140,8 @@ class RemoteEngine:
         on_progress(0.0, f"sent to Hugging Face ({route.provider})")
         stop = threading.Event()
         pool = ThreadPoolExecutor(
-            max_workers=min(self.concurrency, len(job.variations)),
+            # more threads than slots: one prepares a PNG while the next request is out
+            max_workers=min(self.concurrency + 1, len(job.variations)),
             thread_name_prefix="lumiku-remote",
         )
         photo = _photo_frame(job)
@@ -248,8 +249,8 @@ class RemoteEngine:
                 with self._slots:
                     if stop.is_set():
                         return None
-                    image = self._ask(request, token)
-                return self._prepared(request, image)
+                    image, raw = self._ask(request, token)
+                return self._prepared(request, image, raw)  # the slot is free meanwhile
             except _Transient as exc:
                 if attempt == attempts:
                     raise TransientEngineError(
@@ -269,8 +270,9 @@ class RemoteEngine:
                     return None
         return None  # not reached: the last attempt returns or raises
 
-    def _ask(self, request: _Request, token: str) -> Any:
-        """The request itself: a PIL image, or _Transient / PermanentEngineError."""
+    def _ask(self, request: _Request, token: str) -> tuple[Any, bytes | None]:
+        """The request itself: (a PIL image, the raw answer), or _Transient /
+        PermanentEngineError."""
         from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
         from PIL import UnidentifiedImageError
 
@@ -291,7 +293,7 @@ class RemoteEngine:
                     str(request.parameters["prompt"]), model=request.model, **request.arguments
                 )
             image.load()  # a truncated answer fails here, not later in a thumbnail
-            return image
+            return image, client.last_body
         except InferenceTimeoutError:
             raise _Transient(
                 f"Hugging Face ({provider}) did not answer within {self.timeout:.0f} s"
@@ -369,10 +371,17 @@ class RemoteEngine:
         )
 
     @staticmethod
-    def _prepared(request: _Request, image: Any) -> storage.PreparedImage:
+    def _prepared(request: _Request, image: Any, raw: bytes | None) -> storage.PreparedImage:
+        """The PNG to store: the provider's own PNG with our parameters added (no re-encoding,
+        the pixels as sent), or the image encoded anew (a JPEG, a base64 answer)."""
+        parameters = {**request.parameters, "width": image.width, "height": image.height}
+        if raw is not None and image.format == "PNG" and image.mode in ("RGB", "RGBA"):
+            try:
+                return storage.prepare_png(add_parameters(raw, parameters), image)
+            except ValueError:  # chunks after IEND: encode it again
+                pass
         if image.mode not in ("RGB", "RGBA"):
             image = image.convert("RGB")
-        parameters = {**request.parameters, "width": image.width, "height": image.height}
         return storage.prepare_png(png_with_parameters(image, parameters), image)
 
 

@@ -357,3 +357,60 @@ def test_cancel_while_requests_wait_refunds_the_rest(studio, hub):
     assert done["status"] == "canceled" and len(done["avatars"]) == 1
     assert done["creditRefunded"] == 3 * COST
     assert ledger_problems() == []
+
+
+# ---------------------------------------------------------------- a crash mid-batch
+
+
+def test_sigkill_mid_batch_then_restart_asks_only_for_the_missing_variations(
+    hub, tmp_path, monkeypatch
+):
+    from conftest import Server, doctor
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    home = tmp_path / "home"
+    env = {
+        "LUMIKU_HF_ENDPOINT": hub.url,
+        "LUMIKU_HF_INFERENCE_ENDPOINT": hub.url,
+        "HF_TOKEN": TOKEN,
+        "HF_HOME": str(tmp_path / "hf-home"),
+    }
+    hub.hold_inference = lambda call: (call.seed or 0) >= 802  # v2 and v3 never answer
+    server = Server(home, **env)
+    try:
+        status, _ = server.request("POST", f"{API}/models/{KEY}/remote-consent")
+        assert status == 200
+        _, project = server.request("POST", f"{API}/projects", {"name": "crash"})
+        status, body = server.request(
+            "POST",
+            f"{API}/projects/{project['id']}/avatars/generate",
+            {"prompt": "crash", "modelKey": KEY, "count": 4, "seed": 800, "width": 256},
+        )
+        assert status == 202, body
+        generation_id = body["generation"]["id"]
+        wait_for(
+            lambda: (
+                server.get(f"{API}/generations/{generation_id}")["generation"]["countCompleted"]
+                == 2
+            ),
+            timeout=30,
+        )
+        hub.wait_held(2)  # v2 and v3 are on their way when the process dies
+        server.kill()
+    finally:
+        server.kill()
+    asked_before = len(hub.inference_calls)
+    assert sorted(hub.inference_seeds()) == [800, 801, 802, 803]
+    hub.release_inference()  # the held answers go to a dead process
+    restarted = Server(home, **env)
+    try:
+        done = restarted.wait_generation(generation_id, timeout=60)
+    finally:
+        restarted.kill()
+    assert done["status"] == "completed", done
+    asked_after = [call.seed for call in hub.inference_calls[asked_before:]]
+    assert sorted(asked_after) == [802, 803]  # only the missing keys, with their own seeds
+    assert sorted(a["variationKey"] for a in done["avatars"]) == ["v0", "v1", "v2", "v3"]
+    assert done["creditRefunded"] == 0
+    result = doctor(home)
+    assert result.returncode == 0, result.stdout

@@ -480,7 +480,7 @@
         $$("input", styles).forEach((input) => { input.disabled = !instant; });
       }
       if (negative) {  // a diffusion model's field: the Instant model draws no prompt
-        const diffusion = model?.dataset.provider === "diffusers";
+        const diffusion = ["diffusers", "hf-inference-providers"].includes(model?.dataset.provider);  // local or remote
         negative.hidden = !diffusion;
         $("textarea", negative).disabled = !diffusion;
         $("[data-negative-help]", negative).textContent = model?.dataset.negative === "follows"

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import hub_download
+from .catalog import REMOTE_PROVIDER
 from .config import Settings
 from .db import connection, iso, utcnow
 from .engines.diffusers import DiffusersEngine, model_files, repos_of
@@ -339,6 +340,8 @@ def _downloadable(model_key: str) -> AIModel:
     model = AIModel.get_or_none(AIModel.key == model_key)
     if model is None:
         raise NotFound(f"There is no model {model_key!r}.")
+    if model.provider == REMOTE_PROVIDER:
+        raise InvalidInput(f"{model.name} runs on Hugging Face; there is nothing to download.")
     if model.provider != "diffusers" or not (model.capabilities or {}).get("hfRepo"):
         raise InvalidInput(f"{model.name} is built in; there is nothing to download.")
     return model

@@ -8,6 +8,7 @@ import threading
 import time
 
 from . import hub_download, migrations
+from .catalog import REMOTE_PROVIDER
 from .config import Settings
 from .db import connection, open_for, utcnow, write_transaction
 from .engines import register
@@ -33,6 +34,13 @@ def models_command(settings: Settings, action: str, key: str | None) -> int:
             )
             return 2
         model = AIModel.get_or_none(AIModel.key == key)
+        if model is not None and model.provider == REMOTE_PROVIDER:
+            print(
+                f"lumiku: {model.name} runs on Hugging Face: there is nothing to download "
+                "(it needs a Hugging Face token; see the Models page)",
+                file=sys.stderr,
+            )
+            return 2
         if model is None or not (model.capabilities or {}).get("hfRepo"):
             print(
                 f"lumiku: {key!r} is not a downloadable model; see `lumiku models list`",
@@ -52,7 +60,10 @@ def _list(engine: DiffusersEngine) -> int:
         size = f"{caps['sizeBytes'] / GB:.1f} GB" if caps.get("sizeBytes") else "built in"
         from .generations import is_installed
 
-        state = "installed" if is_installed(model) else "not downloaded"
+        if model.provider == REMOTE_PROVIDER:  # asks no network here: the Models page does
+            size, state = "remote", "on Hugging Face (needs a token and the internet)"
+        else:
+            state = "installed" if is_installed(model) else "not downloaded"
         if not model.enabled:
             state += " (disabled)"
         print(f"{model.key:36} {model.tier:6} {model.credit_cost:>7}  {size:>8}  {state}")

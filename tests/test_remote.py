@@ -158,6 +158,21 @@ def test_a_token_without_inference_permission_is_a_409_before_charging(studio, h
     assert hub.inference_calls == []
 
 
+def test_offline_a_remote_model_says_the_internet_is_needed(app_client, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    closed = "http://127.0.0.1:9"  # nothing listens: refused at once, as offline
+    client = app_client(
+        make_settings(tmp_path / "home", hf_endpoint=closed, hf_inference_endpoint=closed)
+    )
+    listed = model(client)
+    assert listed["installed"] is False and listed["remote"]["needsToken"] is False
+    assert "internet" in listed["remote"]["problem"]
+    refused = generate(client, expect=409)
+    assert "internet" in refused["error"]["message"] and client.balance() == 1000
+    page = client.get("/models")
+    assert page.status_code == 200 and "remote models need the internet" in page.text
+
+
 # ---------------------------------------------------------------- batches
 
 
@@ -414,3 +429,16 @@ def test_sigkill_mid_batch_then_restart_asks_only_for_the_missing_variations(
     assert done["creditRefunded"] == 0
     result = doctor(home)
     assert result.returncode == 0, result.stdout
+
+
+def test_the_cli_lists_remote_models_and_downloads_nothing_for_them(tmp_path, capsys):
+    from lumiku_local.model_cli import models_command
+
+    settings = make_settings(tmp_path / "home")
+    assert models_command(settings, "list", None) == 0
+    listing = capsys.readouterr().out
+    line = next(row for row in listing.splitlines() if row.startswith(KEY))
+    assert "remote" in line and "on Hugging Face" in line
+    assert models_command(settings, "pull", KEY) == 2
+    assert "nothing to download" in capsys.readouterr().err
+    assert not (tmp_path / "home" / "hf-cache").exists()

@@ -23,7 +23,7 @@ log = logging.getLogger("lumiku.engines.remote")
 ROUTER = "https://router.huggingface.co"
 KNOWN_SECONDS = 300.0  # a looked-up answer is kept this long
 UNKNOWN_SECONDS = 30.0  # a failed lookup (offline, the Hub down) is asked again this soon
-LOOKUP_TIMEOUT_SECONDS = 10.0
+LOOKUP_TIMEOUT_SECONDS = 5.0  # a page lists every remote model: offline, it must not hang
 # the fine-grained permission "Make calls to Inference Providers"
 INFERENCE_PERMISSION = "inference.serverless.write"
 TOKEN_HELP = (
@@ -171,11 +171,14 @@ class InferenceAccess:
         return f"{self.router}/hf-inference/models/{route.provider_id}"
 
 
+UNREACHABLE = (
+    "Hugging Face cannot be reached: remote models need the internet. Connect and try "
+    "again, or choose a model that runs on this computer."
+)
+
+
 def _unreachable() -> str:
-    return (
-        "Hugging Face cannot be reached: remote models need the internet. Connect and try "
-        "again, or choose a model that runs on this computer."
-    )
+    return UNREACHABLE
 
 
 def _permission_problem(me: dict[str, Any]) -> str | None:

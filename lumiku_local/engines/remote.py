@@ -34,7 +34,7 @@ from .base import (
     Variation,
 )
 from .diffusers import follows_negative_prompt
-from .inference_access import TOKEN_HELP, InferenceAccess, Route
+from .inference_access import TOKEN_HELP, UNREACHABLE, InferenceAccess, Route
 
 log = logging.getLogger("lumiku.engines.remote")
 
@@ -100,16 +100,17 @@ class RemoteEngine:
 
     def describe(self, capabilities: dict[str, Any]) -> dict[str, Any]:
         """What the Models page and the form say: the provider that will run it, or why none."""
-        problem = self.problem(capabilities)
-        provider = None
-        if problem is None:
-            token = self.access.token()
-            route, _ = self.access.route(str(capabilities["hfRepo"]), token, "text-to-image")
-            provider = route.provider if route else None
+        token = self.access.token()
+        token_problem = self.access.token_problem(token)
+        route, problem = None, token_problem
+        if token_problem is None:
+            route, problem = self.access.route(
+                str(capabilities.get("hfRepo")), token, "text-to-image"
+            )
         return {
-            "provider": provider,
+            "provider": route.provider if route else None,
             "problem": problem,
-            "needsToken": problem is not None and "access token" in problem,
+            "needsToken": token_problem is not None and token_problem != UNREACHABLE,
             "modelUrl": f"https://huggingface.co/{capabilities.get('hfRepo')}",
         }
 
@@ -123,6 +124,8 @@ class RemoteEngine:
     ) -> None:
         token = self.access.token()
         problem = self.access.token_problem(token)
+        if problem == UNREACHABLE:  # offline for now: the lifecycle asks again later
+            raise TransientEngineError(problem)
         if problem:
             raise PermanentEngineError(problem)
         assert token is not None
@@ -130,7 +133,7 @@ class RemoteEngine:
         task = "image-to-image" if job.reference is not None else "text-to-image"
         route, problem = self.access.route(repo, token, task)
         if route is None:
-            if problem and "cannot be reached" in problem:
+            if problem == UNREACHABLE:
                 raise TransientEngineError(problem)
             raise PermanentEngineError(
                 f"{problem} Undelivered images were refunded; try again later or choose "

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import reuse
+from ..catalog import REMOTE_PROVIDER
 from ..engines.diffusers import follows_negative_prompt
 from ..errors import InvalidInput, NotFound
 
@@ -55,7 +56,7 @@ def context(
         "negative_models": {
             model["key"]
             for model in models
-            if model["provider"] == "diffusers"
+            if model["provider"] in ("diffusers", REMOTE_PROVIDER)
             and follows_negative_prompt(model.get("capabilities") or {})
         },
     }

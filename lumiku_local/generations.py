@@ -377,6 +377,7 @@ def missing_variations(generation: AvatarGeneration) -> list[Variation]:
 
 def _retry_missing(runtime: Runtime, original: AvatarGeneration) -> tuple[AvatarGeneration, int]:
     """The same batch, app and options, planned as the missing variations only."""
+    _ask_remote_models_first(original.model_id)
     with write_transaction():
         missing = missing_variations(original)
         if not missing:
@@ -800,10 +801,9 @@ class _Worker:
         self.pending_variations = [v for v in variations_of(generation) if v.key not in self.done]
         self.runtime.publish(generation_event(generation))
         engine = engine_for(model.provider)
-        if engine is None or not engine.is_installed(model.capabilities):
-            if model.provider == REMOTE_PROVIDER:  # a token removed, no provider serving it
-                self._finish("failed", not_installed_message(model))
-                return
+        # a remote model's token and provider are the engine's to judge: offline is transient
+        remote = model.provider == REMOTE_PROVIDER
+        if engine is None or (not remote and not engine.is_installed(model.capabilities)):
             self._finish("failed", f"{model.name} is not installed. Download it and retry.")
             return
         options = generation.options or {}

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from peewee import DoesNotExist, fn
 
+from . import db
 from .errors import InsufficientCredits
 from .models import AvatarGeneration, CreditLedger, User
 
 
+def _balance_of(user_id: int) -> Any:
+    return User.select(User.credit_balance).where(User.id == user_id)
+
+
 def balance(user_id: int) -> int:
-    found = User.select(User.credit_balance).where(User.id == user_id).scalar()
+    found = db.scalar("balance", _balance_of, user_id)
     if found is None:
         raise DoesNotExist(f"no user {user_id}")
     return int(found)
@@ -39,16 +46,24 @@ def _append(
     )
 
 
-def debit(user_id: int, generation: AvatarGeneration, amount: int, description: str) -> int:
-    """Charge a generation; raises InsufficientCredits (nothing written) when short."""
+def charge(
+    user_id: int, generation: AvatarGeneration, amount: int, description: str, available: int
+) -> int:
+    """Debit a generation's cost, after check() gave `available`: the new balance."""
+    entry = _append(user_id, "debit", -amount, description, generation, before=available)
+    return int(entry.balance_after)
+
+
+def check(user_id: int, amount: int) -> int:
+    """The balance, when it covers `amount`; else InsufficientCredits. Inside the write
+    transaction that then debits (it holds the write lock, so the balance stays)."""
     available = balance(user_id)
     if available < amount:
         raise InsufficientCredits(
             f"This needs {amount} credits and you have {available}. "
             "Lower the image count or pick a cheaper model."
         )
-    entry = _append(user_id, "debit", -amount, description, generation, before=available)
-    return int(entry.balance_after)
+    return available
 
 
 def total_refunded() -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -203,6 +203,61 @@ def iso(moment: dt.datetime | None) -> str | None:
     if isinstance(moment, str):  # a value read back by raw SQL
         moment = dt.datetime.fromisoformat(moment)
     return moment.isoformat(timespec="milliseconds") + "Z"
+
+
+# ------------------------------------------------------------------ compiled hot-path reads
+
+# Peewee builds a query's SQL text anew at every execution, which is half the CPU of a
+# one-image job (a full-row SELECT of a generation is ~35 columns of string building). The few
+# reads every job makes are built once per engine here and run with new parameters.
+_COMPILED: dict[tuple[str, type], tuple[Any, str, list[Any]]] = {}
+
+
+def _slot(n: int) -> str:
+    return f"\x00lumiku-slot-{n}\x00"  # a text no caller's value is: replaced at execution
+
+
+def _compiled(name: str, build: Callable[..., Any], arity: int) -> tuple[Any, str, list[Any]]:
+    key = (name, type(database.obj))
+    found = _COMPILED.get(key)
+    if found is None:
+        query = build(*(_slot(n) for n in range(arity)))
+        sql, params = query.sql()
+        slots = {_slot(n) for n in range(arity)}
+        if len(slots & {p for p in params if isinstance(p, str)}) != arity:
+            raise AssertionError(f"{name}: every argument must be a plain parameter")
+        found = _COMPILED[key] = (query, sql, params)
+    return found
+
+
+def _run_compiled(name: str, build: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    query, sql, template = _compiled(name, build, len(args))
+    values = {_slot(n): arg for n, arg in enumerate(args)}
+    params = [values.get(p, p) if isinstance(p, str) else p for p in template]
+    return query, database.execute_sql(sql, params)
+
+
+def first(name: str, build: Callable[..., Any], *args: Any) -> Any:
+    """The row a unique lookup `build(*args)` finds (a model, with its joins), or None.
+    `name` identifies the query; `build` is called once per engine, with placeholders: each
+    argument must be used as a plain value (compared, not transformed)."""
+    query, cursor = _run_compiled(name, build, args)
+    for row in query._get_cursor_wrapper(cursor):
+        return row
+    return None
+
+
+def rows(name: str, build: Callable[..., Any], *args: Any) -> list[Any]:
+    """Every row of `build(*args)` (see first())."""
+    query, cursor = _run_compiled(name, build, args)
+    return list(query._get_cursor_wrapper(cursor))
+
+
+def scalar(name: str, build: Callable[..., Any], *args: Any) -> Any:
+    """The first column of the first row of `build(*args)` (see first()), or None."""
+    _, cursor = _run_compiled(name, build, args)
+    row = cursor.fetchone()
+    return None if row is None else row[0]
 
 
 def tuples(query: Any) -> Iterator[tuple[Any, ...]]:

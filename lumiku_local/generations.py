@@ -80,7 +80,9 @@ class _LostClaim(Exception):
 
 
 def live_project(project_id: str) -> AvatarProject:
-    project = AvatarProject.get_or_none(AvatarProject.id == project_id)
+    project = db.first(
+        "project", lambda id: AvatarProject.select().where(AvatarProject.id == id), project_id
+    )
     if project is None:
         raise NotFound("No project has that id.")
     if project.deleted_at is not None:
@@ -116,7 +118,7 @@ def not_installed_message(model: AIModel) -> str:
 def choose_model(model_key: str | None) -> AIModel:
     """The model asked for, or the cheapest installed, enabled model of the lowest tier."""
     if model_key:
-        model = AIModel.get_or_none(AIModel.key == model_key)
+        model = db.first("model", lambda key: AIModel.select().where(AIModel.key == key), model_key)
         if model is None:
             raise NotFound(f"There is no model {model_key!r}. See the model list for valid keys.")
         if not model.enabled:
@@ -286,10 +288,15 @@ def create(
     retried_from: AvatarGeneration | None = None,
 ) -> tuple[AvatarGeneration, int]:
     """Inside the submit's write transaction: insert the generation and debit its cost (402
-    when short: the whole transaction rolls back). Then call enqueue_new after the commit."""
+    when short: the whole transaction rolls back). Then call enqueue_new after the commit.
+
+    The generation row goes in as late as it can (after the balance check and the project's
+    touch): its created_at starts the pickup time, which everything before the commit adds to."""
     count = len(batch.plan)
     total = model.credit_cost * count
     copy = batch.reference
+    available = credits.check(runtime.user_id, total)
+    AvatarProject.update(updated_at=utcnow()).where(AvatarProject.id == project.id).execute()
     generation = AvatarGeneration.create(
         app_id=batch.app_id,
         user=runtime.user_id,
@@ -306,12 +313,8 @@ def create(
         reference_thumbnail=copy.thumbnail_file if copy else None,
         reference=batch.reference_info if copy else None,
     )
-    balance = credits.debit(
-        runtime.user_id,
-        generation,
-        total,
-        f"{count} × {model.name} ({model.credit_cost} each)",
-    )
+    description = f"{count} × {model.name} ({model.credit_cost} each)"
+    balance = credits.charge(runtime.user_id, generation, total, description, available)
     AvatarUsageHistory.create(
         user=runtime.user_id,
         project=project,
@@ -319,7 +322,6 @@ def create(
         action="generate" if batch.app_id == APP_ID else "pose-generate",
         details={"modelKey": model.key, "count": count, "credits": total},
     )
-    AvatarProject.update(updated_at=utcnow()).where(AvatarProject.id == project.id).execute()
     return generation, balance
 
 
@@ -522,8 +524,8 @@ def finish(
             values["error_attempts"] = attempts
         if not move(generation_id, "finish", token=claim_token, **values):
             return False
-        generation = AvatarGeneration.get_by_id(generation_id)
-        delivered = Avatar.select().where(Avatar.generation == generation_id).count()
+        generation = db.first("generation", _generation_by_id, generation_id)
+        delivered = db.scalar("delivered", _delivered, generation_id)
         missing = generation.count - delivered
         if delivered != generation.count_completed:
             generation.count_completed = delivered
@@ -541,6 +543,14 @@ def finish(
         file_deletions.carry_out_quietly(runtime.settings.files_dir)
     runtime.publish(generation_event(generation))
     return True
+
+
+def _generation_by_id(generation_id: str) -> Any:
+    return AvatarGeneration.select().where(AvatarGeneration.id == generation_id)
+
+
+def _delivered(generation_id: str) -> Any:
+    return Avatar.select(fn.COUNT(Avatar.id)).where(Avatar.generation == generation_id)
 
 
 def cancel(runtime: Runtime, generation_id: str) -> AvatarGeneration:
@@ -599,17 +609,20 @@ def claim(runtime: Runtime, generation_id: str) -> str | None:
     return None if claimed is None else claimed[0]
 
 
+def _with_model(generation_id: str) -> Any:
+    return (
+        AvatarGeneration.select(AvatarGeneration, AIModel)
+        .join(AIModel)
+        .where(AvatarGeneration.id == generation_id)
+    )
+
+
 def _claim(runtime: Runtime, generation_id: str) -> tuple[str, AvatarGeneration] | None:
     """claim(), with the row as claimed (its model joined): the worker reads nothing again."""
     token = uuid.uuid4().hex
     with write_transaction():
         now = db.now()
-        generation = (
-            AvatarGeneration.select(AvatarGeneration, AIModel)
-            .join(AIModel)
-            .where(AvatarGeneration.id == generation_id)
-            .get_or_none()
-        )
+        generation = db.first("claim", _with_model, generation_id)
         if generation is None:
             return None
         only = runtime.settings.model_filter
@@ -646,6 +659,18 @@ def _claim(runtime: Runtime, generation_id: str) -> tuple[str, AvatarGeneration]
     return token, generation
 
 
+def _keys_of(generation_id: str) -> Any:
+    return Avatar.select(Avatar.variation_key).where(Avatar.generation == generation_id).tuples()
+
+
+def _holding(generation_id: str, token: str) -> Any:
+    return AvatarGeneration.select(fn.COUNT(AvatarGeneration.id)).where(
+        (AvatarGeneration.id == generation_id)
+        & (AvatarGeneration.status == "processing")
+        & (AvatarGeneration.claim_token == token)
+    )
+
+
 class _Worker:
     """One run of one generation by the worker that claimed it."""
 
@@ -659,27 +684,14 @@ class _Worker:
         self.claimed_at = time.monotonic()
         self.run_seconds_before = float(generation.run_seconds or 0)
         self.deadline_seconds = float(generation.model.deadline_seconds)
-        self.done = {
-            key
-            for (key,) in tuples(
-                Avatar.select(Avatar.variation_key).where(Avatar.generation == generation.id)
-            )
-        }
+        self.done = {key for (key,) in db.rows("delivered keys", _keys_of, generation.id)}
         self.delivered = len(self.done)
         self.lost = False
         self.timed_out = False
         self.owned_at = time.monotonic()  # the claim just committed: it is ours
 
     def owned(self) -> bool:
-        owned = (
-            AvatarGeneration.select()
-            .where(
-                (AvatarGeneration.id == self.generation.id)
-                & (AvatarGeneration.status == "processing")
-                & (AvatarGeneration.claim_token == self.token)
-            )
-            .exists()
-        )
+        owned = bool(db.scalar("owned", _holding, self.generation.id, self.token))
         if owned:
             self.owned_at = time.monotonic()
         return owned

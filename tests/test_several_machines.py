@@ -4,12 +4,16 @@ failpoint so the batch is still running when the kill comes."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -49,6 +53,53 @@ def _call(base: str, method: str, path: str, body: dict | None = None) -> dict:
         return json.loads(response.read())
 
 
+class _Events:
+    """The server's /api/events, read in a thread: every generation event, as received."""
+
+    def __init__(self, base: str) -> None:
+        url = urllib.parse.urlsplit(base)
+        self.conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        self.seen: list[dict] = []
+        self.lock = threading.Lock()
+        self.open = threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        assert self.open.wait(30), "the event stream did not open"
+
+    def _read(self) -> None:
+        try:
+            self.conn.request("GET", "/api/events", headers={"Accept": "text/event-stream"})
+            response = self.conn.getresponse()
+            assert self.conn.sock is not None
+            self.conn.sock.settimeout(None)
+            while line := response.readline():
+                text = line.decode().rstrip("\r\n")
+                if text.startswith(":"):
+                    self.open.set()
+                elif text.startswith("data:"):
+                    event = json.loads(text[5:])
+                    if event.get("type", "generation") == "generation":
+                        with self.lock:
+                            self.seen.append(event)
+        except (OSError, http.client.HTTPException, ValueError):
+            pass  # closed at the end of the test
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.seen)
+
+    def progress(self, ids: set[str], since: int = 0) -> list[dict]:
+        """The events of `ids` (from the `since`th on) that report a delivered image."""
+        with self.lock:
+            return [e for e in self.seen[since:] if e.get("id") in ids and e.get("countCompleted")]
+
+    def close(self) -> None:
+        if self.conn.sock is not None:
+            self.conn.sock.shutdown(socket.SHUT_RDWR)
+        self.thread.join(10)
+        self.conn.close()
+
+
 def test_a_sigkilled_worker_loses_nothing_and_its_jobs_finish_elsewhere(
     tmp_path, postgres_url, redis_url
 ):
@@ -84,6 +135,7 @@ def test_a_sigkilled_worker_loses_nothing_and_its_jobs_finish_elsewhere(
         ]
         wait_for(lambda: len(live()) == 2, timeout=60)
         pid_of = {p["pid"]: p["bootId"] for p in live()}
+        events = _Events(base)  # the server's stream: workers' events reach it only via Redis
         project = _call(base, "POST", f"{API}/projects", {"name": "team"})["id"]
         ids = [
             _call(
@@ -104,12 +156,27 @@ def test_a_sigkilled_worker_loses_nothing_and_its_jobs_finish_elsewhere(
 
             victim = workers[0]
             victim_boot = pid_of[victim.pid]
-            # the kill comes while the victim holds a job it has not finished
-            wait_for(lambda: victim_boot in owners().values(), timeout=60)
+
+            # the kill comes while the victim holds a job it has not finished, once the server's
+            # stream has carried an image of that job (the victim's progress, through Redis)
+            def victim_progress() -> list[str]:
+                held = {job for job, boot in owners().items() if boot == victim_boot}
+                return [e["id"] for e in events.progress(held)]
+
+            assert wait_for(victim_progress, timeout=60)
             seen: dict[str, str] = owners()
             held = [job for job, boot in seen.items() if boot == victim_boot]
             victim.send_signal(signal.SIGKILL)
             victim.wait(10)
+            cut = events.count()
+            # what the victim delivered of its jobs: any image beyond is the survivor's
+            by_victim = dict(
+                db.execute(
+                    "SELECT generation_id, COUNT(*) FROM avatar WHERE generation_id = ANY(%s) "
+                    "GROUP BY generation_id",
+                    (held,),
+                ).fetchall()
+            )
             changes = []
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline:
@@ -137,6 +204,14 @@ def test_a_sigkilled_worker_loses_nothing_and_its_jobs_finish_elsewhere(
                 ).fetchall()
             )
             assert held and all(boot != victim_boot for boot in finishers.values()), finishers
+            # ...and the stream carried the survivor's progress too (after the kill, every image
+            # is the survivor's), the takeover's among it
+            taken_over = lambda: [  # noqa: E731
+                e
+                for e in events.progress(set(held), since=cut)
+                if e["countCompleted"] > by_victim.get(e["id"], 0)
+            ]
+            assert wait_for(taken_over, timeout=30)
             avatars = db.execute(
                 "SELECT id, image_file, generation_id, variation_key FROM avatar"
             ).fetchall()
@@ -158,6 +233,7 @@ def test_a_sigkilled_worker_loses_nothing_and_its_jobs_finish_elsewhere(
             timeout=120,
         )
         assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        events.close()
     finally:
         for process in processes:
             if process.poll() is None:

@@ -115,10 +115,14 @@ def not_installed_message(model: AIModel) -> str:
     )
 
 
+def _model_by_key(key: str) -> Any:
+    return AIModel.select().where(AIModel.key == key)
+
+
 def choose_model(model_key: str | None) -> AIModel:
     """The model asked for, or the cheapest installed, enabled model of the lowest tier."""
     if model_key:
-        model = db.first("model", lambda key: AIModel.select().where(AIModel.key == key), model_key)
+        model = db.first("model", _model_by_key, model_key)
         if model is None:
             raise NotFound(f"There is no model {model_key!r}. See the model list for valid keys.")
         if not model.enabled:
@@ -262,7 +266,7 @@ def submit(
 def _ask_remote_models_first(model_key: str | None) -> None:
     """A remote model's token and provider lookups may take the network a few seconds: made
     (and cached) here, before the write transaction whose lock they would hold."""
-    model = AIModel.get_or_none(AIModel.key == model_key) if model_key else None
+    model = db.first("model", _model_by_key, model_key) if model_key else None
     if model is not None and model.provider == REMOTE_PROVIDER:
         is_installed(model)
 

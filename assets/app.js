@@ -117,9 +117,10 @@
 
   // ---------------------------------------------------------------- confirmations
 
-  function confirmDialog(text, okLabel, kind = "danger") {
+  function confirmDialog(text, okLabel, kind = "danger", title = "Are you sure?") {
     const dialog = $("#confirm");
     if (!dialog?.showModal) return Promise.resolve(window.confirm(text));
+    $("#confirm-title").textContent = title;
     $("#confirm-text").textContent = text;
     $("#confirm-ok").textContent = okLabel || "Delete";
     $("#confirm-ok").className = `button ${kind === "primary" ? "primary" : "danger"}`;  // spending is no deletion
@@ -533,7 +534,7 @@
       if (!reference.pending() && !ask) return;
       event.preventDefault();
       const agreed = ask
-        ? confirmDialog(chosen.dataset.remoteWords, "Send to Hugging Face", "primary")
+        ? confirmDialog(chosen.dataset.remoteWords, "Send to Hugging Face", "primary", "Send your prompt to Hugging Face?")
         : Promise.resolve(true);
       agreed
         .then((ok) => {

@@ -73,6 +73,7 @@ def test_a_remote_model_is_available_once_a_token_is_set_and_makes_live_cards(
             expect(page.locator("#cost")).to_contain_text("Costs 12 credits")
             page.get_by_role("button", name="Generate", exact=True).click()
             dialog = page.get_by_role("dialog")
+            expect(dialog.get_by_role("heading")).to_have_text("Send your prompt to Hugging Face?")
             expect(dialog).to_contain_text("your prompt")
             expect(dialog).to_contain_text("Nothing else leaves this computer")
             screenshot(page, "project-remote-consent")

@@ -442,3 +442,16 @@ def test_the_cli_lists_remote_models_and_downloads_nothing_for_them(tmp_path, ca
     assert models_command(settings, "pull", KEY) == 2
     assert "nothing to download" in capsys.readouterr().err
     assert not (tmp_path / "home" / "hf-cache").exists()
+
+
+def test_a_remote_generation_never_waits_for_the_local_gpu(studio, hub):
+    from lumiku_local.engines import engine_for
+
+    client = studio()
+    gpu = engine_for("diffusers")._lock  # held as by a long local diffusion job
+    assert gpu.acquire(timeout=5)
+    try:
+        done = client.wait_generation(generate(client, count=2)["generation"]["id"])
+    finally:
+        gpu.release()
+    assert done["status"] == "completed", done

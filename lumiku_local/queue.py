@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from typing import Any
 
 from huey import Huey
@@ -68,13 +69,18 @@ class ModelRedisStorage(RedisStorage):
     """Huey's RedisStorage with one list per model: a worker BRPOPs the lists of the models it
     runs (`lumiku worker --models`), so a job waits for a worker that can run it and pickup is
     immediate (BRPOP blocks; no polling). Unrouted tasks go to Huey's own list, which every
-    worker that runs all models reads too."""
+    worker that runs all models reads too.
+
+    BRPOP takes from the first non-empty list it is given, so each dequeue starts at the next
+    list in turn: first in, first out within a model, and round robin across models (a stream
+    of Instant jobs cannot starve a FLUX one)."""
 
     def __init__(self, *args: Any, models: frozenset[str] = frozenset(), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.only = models
         self.known: tuple[str, ...] = ()
         self.polled_at: dict[str, float] = {}
+        self._turn = 0
         self.serve(())
 
     def key_for(self, model_key: str) -> str:
@@ -96,8 +102,12 @@ class ModelRedisStorage(RedisStorage):
     def dequeue(self) -> bytes | None:
         failpoints.hit("worker.dequeue")
         self.polled_at[threading.current_thread().name] = time.time()
+        keys = self.read_keys
+        if len(keys) > 1:  # threads may race on the turn: a list read twice in a row is fine
+            self._turn = turn = (self._turn + 1) % len(keys)
+            keys = keys[turn:] + keys[:turn]
         try:
-            popped = self.conn.brpop(self.read_keys, timeout=self.read_timeout)
+            popped = self.conn.brpop(keys, timeout=self.read_timeout)
         except (TimeoutError, TypeError, IndexError):
             return None
         return None if popped is None else popped[1]
@@ -112,10 +122,12 @@ class ModelRedisStorage(RedisStorage):
         return sum(pipe.execute())
 
     def enqueued_items(self, limit: int | None = None) -> list[bytes]:
+        """Oldest first within each list, the lists taken in turn (as dequeue takes them)."""
         pipe = self.conn.pipeline()
         for key in self.all_keys():
             pipe.lrange(key, 0, -1)
-        items = [item for values in pipe.execute() for item in values[::-1]]
+        lists = [values[::-1] for values in pipe.execute()]
+        items = [item for turn in zip_longest(*lists) for item in turn if item is not None]
         return items[:limit] if limit else items
 
     def flush_queue(self) -> None:

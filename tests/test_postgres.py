@@ -72,3 +72,27 @@ def test_fifty_generates_at_once_on_a_balance_for_ten_accept_exactly_ten(app_cli
         f"{API}/projects/{project_id}/avatars/generate", json={"prompt": "one more"}
     )
     assert refused_over_http.status_code == 402, refused_over_http.text
+
+
+def test_a_worker_of_every_model_takes_the_models_in_turn(redis_url):
+    """BRPOP takes from the first non-empty list: without turns, a stream of one model's jobs
+    would starve every other model's."""
+    import redis
+
+    from lumiku_local.queue import ModelRedisStorage
+
+    redis.Redis.from_url(redis_url).flushall()
+    storage = ModelRedisStorage("turns", url=redis_url, read_timeout=1)
+    storage.serve(["a:instant", "b:flux"])
+    for n in range(3):
+        storage.push("a:instant", f"instant-{n}".encode())
+    storage.push("b:flux", b"flux-0")
+    assert storage.enqueued_items() == [b"instant-0", b"flux-0", b"instant-1", b"instant-2"]
+    taken = [storage.dequeue() for _ in range(4)]
+    assert taken.index(b"flux-0") < 2, taken  # not behind every Instant job
+    assert [item for item in taken if item != b"flux-0"] == [
+        b"instant-0",
+        b"instant-1",
+        b"instant-2",
+    ]
+    storage.close()

@@ -5,6 +5,7 @@ both (write_transaction)."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -130,23 +131,49 @@ def connection() -> Iterator[None]:
 
 
 @contextmanager
-def write_transaction() -> Iterator[None]:
+def write_transaction(*keys: str) -> Iterator[None]:
     """A read-then-write transaction that holds the write lock from its first statement.
 
-    SQLite: BEGIN IMMEDIATE. PostgreSQL: a transaction whose first statement takes the one
-    write lock (pg_advisory_xact_lock, released at commit or rollback), so reads inside it see
-    every earlier write (read committed) and no other write can slip in between. Nested, it is
-    a savepoint inside the outer one, which already holds the lock.
+    SQLite: BEGIN IMMEDIATE (one writer at a time; `keys` change nothing). PostgreSQL: a
+    transaction whose first statement takes the write lock (pg_advisory_xact_lock, released at
+    commit or rollback), so reads inside it see every earlier write (read committed) and no
+    other write can slip in between. Nested, it is a savepoint inside the outer one.
+
+    `keys`: what the transaction's checks depend on ("user:1", "generation:<id>"). On
+    PostgreSQL it then takes the write lock shared and each key's lock whole (sorted: two
+    keyed transactions cannot deadlock), so the jobs of different generations claim and
+    deliver side by side, while an unkeyed transaction still excludes every other writer.
+    Only the hot paths name keys; a check on anything else needs the whole lock.
     """
+    outermost = not database.in_transaction()
     if not is_postgres():
         with database.atomic("IMMEDIATE"):
             yield
         return
-    outermost = not database.in_transaction()
     with database.atomic():
         if outermost:
-            database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (lock_key(WRITE_LOCK),))
+            _held.keys = frozenset(keys) if keys else None  # None: the whole write lock
+            if keys:
+                database.execute_sql("SELECT pg_advisory_xact_lock_shared(%s)", (_WRITE_KEY,))
+                _lock_keys(sorted(set(keys)))
+            else:
+                database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_WRITE_KEY,))
+        elif getattr(_held, "keys", None) is not None:
+            # inside a keyed transaction: its keys, and the ones this part checks too
+            if not keys:
+                raise AssertionError("an unkeyed write nested in a keyed one: name its keys")
+            _lock_keys(sorted(set(keys) - _held.keys))
+            _held.keys = _held.keys | frozenset(keys)
         yield
+
+
+_held = threading.local()  # the keys the outermost write transaction of this thread holds
+_WRITE_KEY = lock_key(WRITE_LOCK)
+
+
+def _lock_keys(keys: list[str]) -> None:
+    for key in keys:
+        database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (lock_key(key),))
 
 
 @contextmanager

@@ -115,6 +115,11 @@ def not_installed_message(model: AIModel) -> str:
     )
 
 
+def user_key(runtime: Runtime) -> str:
+    """The write lock's key for the balance (and what hangs on it): every charge and refund."""
+    return f"user:{runtime.user_id}"
+
+
 def _model_by_key(key: str) -> Any:
     return AIModel.select().where(AIModel.key == key)
 
@@ -234,7 +239,7 @@ def submit(
         )
     files_dir = runtime.settings.files_dir
     _ask_remote_models_first(request.model_key)
-    with write_transaction():
+    with write_transaction(user_key(runtime)):
         project = live_project(project_id)
         model = choose_model(request.model_key)
         prompt, options = _resolve_options(request, model)
@@ -384,7 +389,7 @@ def missing_variations(generation: AvatarGeneration) -> list[Variation]:
 def _retry_missing(runtime: Runtime, original: AvatarGeneration) -> tuple[AvatarGeneration, int]:
     """The same batch, app and options, planned as the missing variations only."""
     _ask_remote_models_first(original.model_id)
-    with write_transaction():
+    with write_transaction(user_key(runtime)):
         missing = missing_variations(original)
         if not missing:
             raise Conflict(
@@ -514,7 +519,7 @@ def finish(
     `attempts`: how many attempts failed, when the job ends because one did."""
     assert status in TERMINAL_STATUSES
     failpoints.hit("generation.finish")
-    with write_transaction():
+    with write_transaction(f"generation:{generation_id}", user_key(runtime)):
         now = utcnow()
         values: dict[str, Any] = {
             "status": status,
@@ -624,7 +629,7 @@ def _with_model(generation_id: str) -> Any:
 def _claim(runtime: Runtime, generation_id: str) -> tuple[str, AvatarGeneration] | None:
     """claim(), with the row as claimed (its model joined): the worker reads nothing again."""
     token = uuid.uuid4().hex
-    with write_transaction():
+    with write_transaction(f"generation:{generation_id}"):
         now = db.now()
         generation = db.first("claim", _with_model, generation_id)
         if generation is None:
@@ -769,7 +774,7 @@ class _Worker:
         stored = storage.write(self.settings.files_dir, prepared)
         failpoints.hit("generation.record")
         options = generation.options or {}
-        with write_transaction():
+        with write_transaction(f"generation:{generation.id}"):
             if not self.owned():  # the file stays: whoever holds the job writes the same bytes
                 self.lost = True
                 raise _LostClaim()
@@ -897,7 +902,7 @@ class _Worker:
             )
             return
         delay = backoff_seconds(self.runtime, attempts)
-        with write_transaction():
+        with write_transaction(f"generation:{generation.id}"):
             changed = move(
                 generation.id,
                 "attempt_failed",

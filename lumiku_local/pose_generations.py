@@ -126,7 +126,7 @@ def submit(
     files_dir = runtime.settings.files_dir
     source = Avatar.get_or_none(Avatar.id == request.avatar_id)
     found = references.find_face(files_dir, source.id, source.project_id) if source else None
-    with write_transaction():
+    with write_transaction(generations.user_key(runtime)):
         avatar = _source(request.avatar_id)
         project = generations.live_project(avatar.project_id)
         model = generations.choose_model(request.model_key)

@@ -49,7 +49,7 @@ def register(me: Me) -> None:
         "models": list(me.models),
         "heartbeat_at": now,
     }
-    with write_transaction():
+    with write_transaction(f"worker:{me.boot_id}"):
         updated = Worker.update(**values).where(Worker.boot_id == me.boot_id).execute()
         if not updated:
             Worker.create(boot_id=me.boot_id, started_at=now, **values)
@@ -138,7 +138,7 @@ def hold(name: str, holder: str, seconds: float) -> bool:
     servers and workers never reconcile at once."""
     now = db.now()
     until = now + dt.timedelta(seconds=seconds)
-    with write_transaction():
+    with write_transaction(f"lease:{name}"):
         taken = (
             Lease.update(holder=holder, expires_at=until)
             .where((Lease.name == name) & ((Lease.holder == holder) | (Lease.expires_at < now)))

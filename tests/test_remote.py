@@ -4,6 +4,7 @@ against the emulated Hub and router (tests/hub_server.py)."""
 from __future__ import annotations
 
 import io
+import logging
 
 import pytest
 from conftest import API, make_settings, wait_for
@@ -14,6 +15,7 @@ from PIL import Image
 
 from lumiku_local.catalog import REMOTE_PROVIDER
 from lumiku_local.doctor import ledger_problems
+from lumiku_local.engines.inference_access import scrub
 from lumiku_local.models import AIModel
 from lumiku_local.png_parameters import read_parameters
 
@@ -171,6 +173,29 @@ def test_offline_a_remote_model_says_the_internet_is_needed(app_client, tmp_path
     assert "internet" in refused["error"]["message"] and client.balance() == 1000
     page = client.get("/models")
     assert page.status_code == 200 and "remote models need the internet" in page.text
+
+
+def test_a_token_that_cannot_be_sent_is_named_and_never_logged(studio, hub, caplog):
+    """httpx refuses a header with a vertical tab and quotes it whole in its error: that error
+    went into the debug log with its traceback, and the page said the Hub was unreachable."""
+    caplog.set_level(logging.DEBUG)
+    broken = TOKEN[:8] + "\x0b" + TOKEN[8:]
+    client = studio(token=broken)
+    listed = model(client)
+    assert listed["installed"] is False and listed["remote"]["needsToken"] is True
+    assert "copy it again" in listed["remote"]["problem"]
+    refused = generate(client, expect=409)
+    assert "copy it again" in refused["error"]["message"] and client.balance() == 1000
+    logged = "\n".join(record.getMessage() + (record.exc_text or "") for record in caplog.records)
+    assert TOKEN[8:] not in logged and repr(broken)[1:-1] not in logged
+
+
+def test_scrub_hides_the_token_as_a_repr_quotes_it_too():
+    token = TOKEN[:8] + "\x0b" + TOKEN[8:]
+    quoted = f"Illegal header value {('Bearer ' + token).encode()!r}"  # httpx's words
+    assert TOKEN[8:] in quoted
+    assert TOKEN[8:] not in scrub(quoted, token) and "hf_***" in scrub(quoted, token)
+    assert scrub(f"echo: Bearer {TOKEN}", TOKEN) == "echo: Bearer hf_***"
 
 
 # ---------------------------------------------------------------- batches

@@ -76,6 +76,11 @@ class InferenceAccess:
         """None when `token` may call Inference Providers; else what to do about it."""
         if not token:
             return "Remote models need a Hugging Face access token. " + TOKEN_HELP
+        if not _sendable(token):  # httpx would refuse it, quoting the header in its error
+            return (
+                "The Hugging Face access token has a character no token has (a space, a line "
+                "break or a control character): copy it again. " + TOKEN_HELP
+            )
         key = hashlib.sha256(token.encode()).hexdigest()
         with self._lock:
             known = self._tokens.get(key)
@@ -96,8 +101,9 @@ class InferenceAccess:
             if getattr(exc.response, "status_code", None) in (401, 403):
                 return "Hugging Face did not accept the access token. " + TOKEN_HELP, KNOWN_SECONDS
             return _unreachable(), UNKNOWN_SECONDS
-        except Exception:  # offline, DNS, TLS: httpx errors are not OSErrors
-            log.debug("whoami failed", exc_info=True)
+        except Exception as exc:  # offline, DNS, TLS: httpx errors are not OSErrors
+            # no traceback: an httpx error may quote the request's headers, the token among them
+            log.debug("whoami failed: %s: %s", type(exc).__name__, scrub(str(exc), token))
             return _unreachable(), UNKNOWN_SECONDS
         return _permission_problem(me), KNOWN_SECONDS
 
@@ -130,8 +136,13 @@ class InferenceAccess:
             return Lookup(problem=f"Hugging Face does not know the model {repo}.")
         except HfHubHTTPError:
             return Lookup(problem=_unreachable())
-        except Exception:
-            log.debug("provider mapping of %s failed", repo, exc_info=True)
+        except Exception as exc:
+            log.debug(
+                "provider mapping of %s failed: %s: %s",
+                repo,
+                type(exc).__name__,
+                scrub(str(exc), token or ""),
+            )
             return Lookup(problem=_unreachable())
         routes = tuple(
             Route(str(entry.provider), str(entry.provider_id), str(entry.task))
@@ -179,6 +190,21 @@ UNREACHABLE = (
 
 def _unreachable() -> str:
     return UNREACHABLE
+
+
+def scrub(text: str, token: str) -> str:
+    """Never the token in a message or a log line: as it is, and as a repr quotes it (httpx's
+    "Illegal header value b'Bearer ...'"); some servers echo the Authorization header back."""
+    if not token:
+        return text
+    for form in {token, repr(token)[1:-1], repr(token.encode("utf-8", "replace"))[2:-1]}:
+        text = text.replace(form, "hf_***")
+    return text
+
+
+def _sendable(token: str) -> bool:
+    """Whether the token can travel in an HTTP header: printable ASCII, no spaces."""
+    return token.isascii() and token.isprintable() and not any(c.isspace() for c in token)
 
 
 def _permission_problem(me: dict[str, Any]) -> str | None:

@@ -34,7 +34,7 @@ from .base import (
     Variation,
 )
 from .diffusers import follows_negative_prompt
-from .inference_access import TOKEN_HELP, UNREACHABLE, InferenceAccess, Route
+from .inference_access import TOKEN_HELP, UNREACHABLE, InferenceAccess, Route, scrub
 
 log = logging.getLogger("lumiku.engines.remote")
 
@@ -307,13 +307,13 @@ class RemoteEngine:
             if _is_transport_error(exc):
                 raise _Transient(
                     f"the connection to Hugging Face ({provider}) failed: "
-                    f"{_scrub(str(exc), token) or type(exc).__name__}"
+                    f"{scrub(str(exc), token) or type(exc).__name__}"
                 ) from None
             if client.last_body is None:  # refused before sending: a mapping that changed
                 raise PermanentEngineError(
-                    f"{provider} cannot be asked for this model: {_scrub(str(exc), token)}"
+                    f"{provider} cannot be asked for this model: {scrub(str(exc), token)}"
                 ) from None
-            text = _scrub(_text_of(client.last_body) or str(exc), token)
+            text = scrub(_text_of(client.last_body) or str(exc), token)
             raise PermanentEngineError(
                 f"Hugging Face ({provider}) answered with something that is not an image: "
                 f"{text}. Undelivered images were refunded."
@@ -322,7 +322,7 @@ class RemoteEngine:
             if _is_transport_error(exc):
                 raise _Transient(
                     f"the connection to Hugging Face ({provider}) failed: "
-                    f"{_scrub(str(exc), token) or type(exc).__name__}"
+                    f"{scrub(str(exc), token) or type(exc).__name__}"
                 ) from None
             raise
 
@@ -335,7 +335,7 @@ class RemoteEngine:
         status = int(getattr(response, "status_code", 0) or 0)
         provider = request.route.provider
         repo = request.parameters["model"]
-        said = _scrub(_server_text(exc), token)
+        said = scrub(_server_text(exc), token)
         said_part = f" ({said})" if said else ""
         if isinstance(exc, GatedRepoError) or (
             status == 403 and response.headers.get("X-Error-Code") == "GatedRepo"
@@ -457,8 +457,3 @@ def _text_of(body: bytes | None) -> str:
     if not body:
         return ""
     return " ".join(body[:PROVIDER_TEXT_CHARACTERS].decode("utf-8", "replace").split())
-
-
-def _scrub(text: str, token: str) -> str:
-    """Never the token in a message (some servers echo the Authorization header back)."""
-    return text.replace(token, "hf_***") if token else text

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from peewee import SQL, Database, DatabaseProxy, SqliteDatabase
+from peewee import SQL, Database, DatabaseProxy, Node, SqliteDatabase, Value
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from . import clock, failpoints
@@ -285,6 +285,30 @@ def scalar(name: str, build: Callable[..., Any], *args: Any) -> Any:
     _, cursor = _run_compiled(name, build, args)
     row = cursor.fetchone()
     return None if row is None else row[0]
+
+
+def update(
+    name: str, model: Any, values: dict[str, Any], where: Callable[..., Any], *args: Any
+) -> int:
+    """`model.update(**values).where(where(*args))`, compiled once per engine and set of
+    columns (see first()): the rows it changed. A value that is SQL (now_sql() on PostgreSQL)
+    stays in the statement, so it must be the same SQL at every call of one `name`; the others
+    are converted by their field, as Peewee would."""
+    fields = model._meta.fields
+    columns = sorted(values)
+    literal = tuple(column for column in columns if isinstance(values[column], Node))
+    params = [column for column in columns if column not in literal]
+
+    def build(*slots: Any) -> Any:
+        data = {fields[column]: values[column] for column in literal}
+        for column, slot in zip(params, slots, strict=False):
+            data[fields[column]] = Value(slot, converter=None, unpack=False)
+        return model.update(data).where(where(*slots[len(params) :]))
+
+    converted = [fields[column].db_value(values[column]) for column in params]
+    key = f"{name}|{model.__name__}|{','.join(params)}|{','.join(literal)}"
+    _, cursor = _run_compiled(key, build, (*converted, *args))
+    return int(database.rows_affected(cursor))
 
 
 def tuples(query: Any) -> Iterator[tuple[Any, ...]]:

@@ -496,11 +496,21 @@ def move(
     if transition.target is not None:
         values["status"] = transition.target
     assert values.get("status", "processing") in (*UNFINISHED_STATUSES, *TERMINAL_STATUSES)
-    condition = (AvatarGeneration.id == generation_id) & AvatarGeneration.status.in_(sources)
-    if token is not None or source == "processing":  # a takeover names the claim it replaces
-        condition &= AvatarGeneration.claim_token == token
+    guard = token is not None or source == "processing"  # a takeover names the claim it replaces
+    unclaimed = guard and token is None  # "claim_token IS NULL": no placeholder
+
+    def where(generation_id: Any, *claim: Any) -> Any:
+        condition = (AvatarGeneration.id == generation_id) & AvatarGeneration.status.in_(sources)
+        if unclaimed:
+            condition &= AvatarGeneration.claim_token.is_null()
+        elif guard:
+            condition &= AvatarGeneration.claim_token == claim[0]
+        return condition
+
     values.setdefault("updated_at", utcnow())
-    return bool(AvatarGeneration.update(**values).where(condition).execute())
+    args = (generation_id, token) if guard and not unclaimed else (generation_id,)
+    shape = f"move {name} {','.join(sources)} {'null' if unclaimed else len(args)}"
+    return bool(db.update(shape, AvatarGeneration, values, where, *args))
 
 
 # ---------------------------------------------------------------- finish / cancel

@@ -1266,6 +1266,61 @@ def _fresh_backend(label: str, work: Path, servers: Any, processes: int) -> Back
     return Backend(label, home, processes, database_url, servers.redis_url)
 
 
+def huey_alone(storage: str, work: Path, redis_url: str, jobs: int) -> tuple[float, float]:
+    """The baseline, in this process: Lumiku's own Huey storage (queue.db with its wake-up, or
+    the per-model Redis lists) and 2 consumer threads running empty tasks, no HTTP and no
+    database. (pickup p50 from enqueue to the task's start, jobs/s of a burst of `jobs`)."""
+    from huey import Huey
+
+    from lumiku_local.queue import EmbeddedConsumer, ModelRedisStorage, WakingSqliteStorage
+
+    if storage == "sqlite":
+        huey = Huey(
+            "bench",
+            results=False,
+            storage_class=WakingSqliteStorage,
+            filename=str(Path(tempfile.mkdtemp(dir=work)) / "queue.db"),
+        )
+    else:
+        redis_module = __import__("redis")
+        redis_module.Redis.from_url(redis_url).flushall()
+        huey = Huey("bench", results=False, storage_class=ModelRedisStorage, url=redis_url)
+    started: dict[int, float] = {}
+    done = threading.Condition()
+
+    @huey.task()
+    def empty(n: int) -> None:
+        with done:
+            started[n] = time.perf_counter()
+            done.notify_all()
+
+    def wait(count: int) -> None:
+        with done:
+            if not done.wait_for(lambda: len(started) >= count, timeout=60):
+                raise BenchError(f"Huey alone ran {len(started)} of {count} tasks")
+
+    consumer = EmbeddedConsumer(huey, workers=2, worker_type="thread", periodic=False)
+    consumer.start()
+    try:
+        pickups = []
+        for n in range(50):
+            sent = time.perf_counter()
+            empty(n)
+            wait(n + 1)
+            pickups.append(started[n] - sent)
+        first = time.perf_counter()
+        for n in range(50, 50 + jobs):
+            empty(n)
+        wait(50 + jobs)
+        rate = jobs / (max(started.values()) - first)
+    finally:
+        consumer.stop_flag.set()
+        huey.storage.wake_all(2)
+        for _, thread in consumer.worker_threads:
+            thread.join(10)
+    return median(pickups), rate
+
+
 def _measure_queue(plan: Plan, work: Path, report: Report, servers: Any) -> None:
     setups = [
         ("SQLite (embedded, 2 threads)", 0),
@@ -1347,6 +1402,14 @@ def _measure_queue(plan: Plan, work: Path, report: Report, servers: Any) -> None
             Row("  POST p50 during the burst", ms(f["burstpost50"])),
             Row("  POSTs answered (first POST -> last answer)", f"{f['accepted']:.0f} jobs/s"),
         ]
+    for storage, label in (("sqlite", "queue.db"), ("redis", "Redis lists")):
+        pickup, rate = huey_alone(storage, work, servers.redis_url, plan.burst_jobs)
+        rows.append(
+            Row(
+                f"baseline, Huey alone on {label}: pickup, burst",
+                f"{ms(pickup)}, {rate:.0f} jobs/s",
+            )
+        )
     rows += [Row("BullMQ on Redis, empty jobs (the original's queue alone)", "2 ms, 669 jobs/s")]
 
     rates: dict[int, float] = {}

@@ -150,21 +150,27 @@ def write_transaction(*keys: str) -> Iterator[None]:
         with database.atomic("IMMEDIATE"):
             yield
         return
-    with database.atomic():
-        if outermost:
-            _held.keys = frozenset(keys) if keys else None  # None: the whole write lock
+    if not outermost:
+        with database.atomic():
+            held = getattr(_held, "keys", None)  # None: the whole write lock (or no lock)
+            if held is not None:  # inside a keyed one: the keys this part checks too
+                if not keys:
+                    raise AssertionError("an unkeyed write nested in a keyed one: name its keys")
+                _lock_keys(sorted(set(keys) - held))
+                _held.keys = held | frozenset(keys)
+            yield
+        return
+    _held.keys = frozenset(keys) if keys else None
+    try:
+        with database.atomic():
             if keys:
                 database.execute_sql("SELECT pg_advisory_xact_lock_shared(%s)", (_WRITE_KEY,))
                 _lock_keys(sorted(set(keys)))
             else:
                 database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_WRITE_KEY,))
-        elif getattr(_held, "keys", None) is not None:
-            # inside a keyed transaction: its keys, and the ones this part checks too
-            if not keys:
-                raise AssertionError("an unkeyed write nested in a keyed one: name its keys")
-            _lock_keys(sorted(set(keys) - _held.keys))
-            _held.keys = _held.keys | frozenset(keys)
-        yield
+            yield
+    finally:
+        _held.keys = None  # gone with the transaction: a later plain atomic() holds none
 
 
 _held = threading.local()  # the keys the outermost write transaction of this thread holds

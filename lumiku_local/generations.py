@@ -79,10 +79,12 @@ class _LostClaim(Exception):
 # ---------------------------------------------------------------- lookups
 
 
+def _project_by_id(project_id: str) -> Any:
+    return AvatarProject.select().where(AvatarProject.id == project_id)
+
+
 def live_project(project_id: str) -> AvatarProject:
-    project = db.first(
-        "project", lambda id: AvatarProject.select().where(AvatarProject.id == id), project_id
-    )
+    project = db.first("project", _project_by_id, project_id)
     if project is None:
         raise NotFound("No project has that id.")
     if project.deleted_at is not None:
@@ -90,8 +92,12 @@ def live_project(project_id: str) -> AvatarProject:
     return project
 
 
+def _generation_by_id(generation_id: str) -> Any:
+    return AvatarGeneration.select().where(AvatarGeneration.id == generation_id)
+
+
 def get_generation(generation_id: str) -> AvatarGeneration:
-    generation = AvatarGeneration.get_or_none(AvatarGeneration.id == generation_id)
+    generation = db.first("generation", _generation_by_id, generation_id)
     if generation is None:
         raise NotFound("No generation has that id.")
     return generation
@@ -543,7 +549,7 @@ def finish(
             values["error_attempts"] = attempts
         if not move(generation_id, "finish", token=claim_token, **values):
             return False
-        generation = db.first("generation", _generation_by_id, generation_id)
+        generation = get_generation(generation_id)
         delivered = db.scalar("delivered", _delivered, generation_id)
         missing = generation.count - delivered
         if delivered != generation.count_completed:
@@ -562,10 +568,6 @@ def finish(
         file_deletions.carry_out_quietly(runtime.settings.files_dir)
     runtime.publish(generation_event(generation))
     return True
-
-
-def _generation_by_id(generation_id: str) -> Any:
-    return AvatarGeneration.select().where(AvatarGeneration.id == generation_id)
 
 
 def _delivered(generation_id: str) -> Any:

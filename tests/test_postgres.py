@@ -96,3 +96,18 @@ def test_a_worker_of_every_model_takes_the_models_in_turn(redis_url):
         b"instant-2",
     ]
     storage.close()
+
+
+def test_a_keyed_transaction_leaves_no_keys_behind(app_client, pg_settings):
+    """A write nested in a plain transaction after a keyed one is not taken for a part of that
+    (finished) keyed one: it would be refused as unkeyed, or take only keys."""
+    from lumiku_local.db import database
+
+    client = app_client(pg_settings)
+    user_id = client.app.state.runtime.user_id
+    with connection():
+        with write_transaction(f"user:{user_id}"):
+            before = credits.balance(user_id)
+        with database.atomic(), write_transaction():  # unkeyed, nested in a plain one
+            User.update(credit_balance=User.credit_balance - 1).where(User.id == user_id).execute()
+        assert credits.balance(user_id) == before - 1

@@ -35,7 +35,6 @@ Needs the diffusion extra (torch, diffusers, transformers). No network: the Hub 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import statistics
@@ -44,6 +43,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from sse import Events  # bench/sse.py: the script's folder is on sys.path
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before huggingface_hub is imported: nothing leaves
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,39 +73,6 @@ def peak_rss_mb() -> float:
         import psutil
 
         return psutil.Process().memory_info().peak_wset / 1024 / 1024
-
-
-class Events:
-    """Collects /api/events with arrival times (monotonic)."""
-
-    def __init__(self, url: str) -> None:
-        import httpx
-
-        self.items: list[tuple[float, dict]] = []
-        self.connected = threading.Event()
-        self._url = url
-        self._client = httpx.Client(timeout=None)
-        threading.Thread(target=self._listen, daemon=True).start()
-
-    def _listen(self) -> None:
-        with self._client.stream("GET", f"{self._url}/api/events") as stream:
-            for line in stream.iter_lines():
-                if line.startswith(":"):
-                    self.connected.set()
-                elif line.startswith("data:") and line[5:].strip():
-                    self.items.append((time.monotonic(), json.loads(line[5:])))
-
-    def wait(self, generation_id: str, status: str, timeout: float = 600) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for moment, event in list(self.items):
-                if event.get("id") == generation_id and event.get("status") == status:
-                    return moment
-            time.sleep(0.002)
-        raise TimeoutError(f"{generation_id} never reached {status}")
-
-    def of(self, generation_id: str) -> list[tuple[float, dict]]:
-        return [(m, e) for m, e in list(self.items) if e.get("id") == generation_id]
 
 
 def portrait(n: int) -> bytes:

@@ -19,7 +19,6 @@ No network: everything answers on 127.0.0.1.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import statistics
@@ -28,6 +27,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from sse import Events  # bench/sse.py: the script's folder is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -38,38 +39,6 @@ KEY = "avatar-creator:hf-flux-schnell"
 REPO = "black-forest-labs/FLUX.1-schnell"
 TOKEN = "hf_BenchRemoteToken123"
 PROMPT = "a portrait of a benchmark"
-
-
-class Events:
-    """Collects /api/events with arrival times (monotonic)."""
-
-    def __init__(self, url: str) -> None:
-        import httpx
-
-        self.items: list[tuple[float, dict]] = []
-        self.connected = threading.Event()
-        self._client = httpx.Client(timeout=None)
-        threading.Thread(target=self._listen, args=(url,), daemon=True).start()
-
-    def _listen(self, url: str) -> None:
-        try:
-            with self._client.stream("GET", f"{url}/api/events") as stream:
-                for line in stream.iter_lines():
-                    if line.startswith(":"):
-                        self.connected.set()
-                    elif line.startswith("data:") and line[5:].strip():
-                        self.items.append((time.monotonic(), json.loads(line[5:])))
-        except Exception:  # the server stopped: this listener ends with it
-            return
-
-    def wait(self, generation_id: str, status: str, timeout: float = 300) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for moment, event in list(self.items):
-                if event.get("id") == generation_id and event.get("status") == status:
-                    return moment
-            time.sleep(0.002)
-        raise TimeoutError(f"{generation_id} never reached {status}")
 
 
 class App:

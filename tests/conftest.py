@@ -193,6 +193,22 @@ def browser():
         chromium.close()
 
 
+BROWSER_TIMEOUT_MS = 20_000  # generous for a loaded 2-core CI machine; waits end when true
+
+
+@pytest.fixture
+def ui(browser):
+    """A desktop page, plus its watch (call watch.allow(...) for an expected console error)."""
+    from browser import DESKTOP, watched_context
+    from playwright.sync_api import expect
+
+    with watched_context(browser, viewport=DESKTOP) as (context, watch):
+        page = context.new_page()
+        page.set_default_timeout(BROWSER_TIMEOUT_MS)
+        expect.set_options(timeout=BROWSER_TIMEOUT_MS)
+        yield page, watch
+
+
 @pytest.fixture
 def servers(tmp_path, settings):
     """Start `lumiku serve` subprocesses on tmp_path/home (and the test's backend); each is

@@ -41,16 +41,6 @@ def server(servers) -> Server:
     return servers()
 
 
-@pytest.fixture
-def ui(browser):
-    """A desktop page, plus its watch (call watch.allow(...) for an expected console error)."""
-    with watched_context(browser, viewport=DESKTOP) as (context, watch):
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT)
-        expect.set_options(timeout=TIMEOUT)
-        yield page, watch
-
-
 def new_project(server: Server, name: str = "Portraits") -> str:
     status, body = server.request("POST", f"{API}/projects", {"name": name})
     assert status == 201, body

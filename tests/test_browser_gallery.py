@@ -38,13 +38,6 @@ def open_page(browser, **options):
     return manager, page, watch
 
 
-@pytest.fixture
-def ui(browser):
-    manager, page, watch = open_page(browser, viewport=DESKTOP)
-    yield page, watch
-    manager.__exit__(None, None, None)
-
-
 def studio(server: Server, generated: int = 4, photos: int = 1) -> tuple[str, list[dict]]:
     """A project with `generated` Instant avatars (one generation) and `photos` uploads; its
     avatars newest first, as the gallery lists them."""

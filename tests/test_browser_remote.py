@@ -9,25 +9,14 @@ from __future__ import annotations
 
 import re
 
-import pytest
-from browser import DESKTOP, axe_violations, screenshot, watched_context
+from browser import axe_violations, screenshot
 from conftest import API, Server
 from hub_server import HubServer
 from playwright.sync_api import expect
 
-TIMEOUT = 20_000
 TOKEN = "hf_BrowserRemoteToken1"
 REPO = "black-forest-labs/FLUX.1-schnell"
 ROW = "#model-avatar-creator-hf-flux-schnell"
-
-
-@pytest.fixture
-def ui(browser):
-    with watched_context(browser, viewport=DESKTOP) as (context, watch):
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT)
-        expect.set_options(timeout=TIMEOUT)
-        yield page, watch
 
 
 def test_a_remote_model_is_available_once_a_token_is_set_and_makes_live_cards(

@@ -75,7 +75,6 @@ class RemoteEngine:
         self.timeout = settings.hf_inference_timeout_seconds
         self._slots = threading.BoundedSemaphore(self.concurrency)
         self._pointed = False
-        self.requests_sent = 0  # tests and the bench
 
     # ------------------------------------------------------------ install state
 
@@ -282,7 +281,6 @@ class RemoteEngine:
         client = _Client(provider=request.route.provider, token=token, timeout=self.timeout)
         provider = request.route.provider
         failpoints.hit("engine.remote.request")
-        self.requests_sent += 1
         try:
             if request.image is not None:
                 image = client.image_to_image(

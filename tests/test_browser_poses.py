@@ -20,7 +20,7 @@ from test_browser import TIMEOUT, new_project
 from lumiku_local import pose_library
 
 # the browser tests' fixtures: a server per test, a watched desktop page (on conftest's Chromium)
-server, ui = test_browser.server, test_browser.ui
+server = test_browser.server  # the `ui` fixture is conftest's
 POSES_API = "/api/apps/pose-generator"
 INSTANT = "avatar-creator:instant"
 

@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 from test_browser import TIMEOUT, new_project
 
 # the browser tests' fixtures: a server per test, a watched desktop page (on conftest's Chromium)
-server, ui = test_browser.server, test_browser.ui
+server = test_browser.server  # the `ui` fixture is conftest's
 
 
 def portrait(size: tuple[int, int] = (480, 360)) -> bytes:

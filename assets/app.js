@@ -1079,9 +1079,21 @@
   }
 
   async function refreshModel(key) {
-    const row = $(`[data-model="${CSS.escape(key)}"]`);
-    if (!row) return;
-    try { replaceWith(row, await fetchHtml(`/ui/models/${encodeURIComponent(key)}/row`)); } catch (_) { /* next event */ }
+    const find = () => $(`[data-model="${CSS.escape(key)}"]`);
+    // Its Download, Cancel or Delete is on the way: replacing the row now would detach the
+    // button, and htmx fires the answer's toast on that button, where no one hears it. The
+    // answer brings a fresh row anyway; look again once it is in (the old row still hears it).
+    const waitedFor = (row) => {
+      if (!row.querySelector(".htmx-request")) return false;
+      row.addEventListener("htmx:afterRequest", () => refreshModel(key), { once: true });
+      return true;
+    };
+    let row = find();
+    if (!row || waitedFor(row)) return;
+    let html;
+    try { html = await fetchHtml(`/ui/models/${encodeURIComponent(key)}/row`); } catch (_) { return; /* next event */ }
+    row = find();  // looked up after the fetch, and asked again: a click may have come meanwhile
+    if (row && !waitedFor(row)) replaceWith(row, html);
   }
 
   // A download that fails at once (offline) can send its event before the Download answer

@@ -1003,6 +1003,16 @@
     return response.text();
   }
 
+  // Not yet, if a request from one of the element's own buttons is on the way: replacing the
+  // element would detach the button, htmx fires the answer's toast on it, and no one would hear
+  // it. The answer brings a fresh element anyway; `again` runs once it is in (the old element,
+  // detached by then, still hears its button's htmx:afterRequest). True when it waits.
+  function waitForOwnAnswer(element, again) {
+    if (!element?.querySelector(".htmx-request")) return false;
+    element.addEventListener("htmx:afterRequest", again, { once: true });
+    return true;
+  }
+
   function replaceWith(element, html) {
     const template = document.createElement("template");
     template.innerHTML = html.trim();
@@ -1026,10 +1036,7 @@
     refreshing.set(id, { again: false, tiles: false });
     try {
       const busy = document.getElementById(`generation-${id}`);
-      if (busy?.querySelector(".htmx-request")) {
-        // its Cancel or Retry is on the way: replacing the card now would drop that answer
-        busy.addEventListener("htmx:afterRequest", () => refreshCard(id, withTiles), { once: true });
-      } else {
+      if (!waitForOwnAnswer(busy, () => refreshCard(id, withTiles))) {  // its Cancel or Retry
         const html = await fetchHtml(`/ui/generations/${id}/card`);
         const card = document.getElementById(`generation-${id}`);  // looked up after the fetch
         const list = $("#generations");
@@ -1080,20 +1087,13 @@
 
   async function refreshModel(key) {
     const find = () => $(`[data-model="${CSS.escape(key)}"]`);
-    // Its Download, Cancel or Delete is on the way: replacing the row now would detach the
-    // button, and htmx fires the answer's toast on that button, where no one hears it. The
-    // answer brings a fresh row anyway; look again once it is in (the old row still hears it).
-    const waitedFor = (row) => {
-      if (!row.querySelector(".htmx-request")) return false;
-      row.addEventListener("htmx:afterRequest", () => refreshModel(key), { once: true });
-      return true;
-    };
+    const again = () => refreshModel(key);  // its Download, Cancel or Delete
     let row = find();
-    if (!row || waitedFor(row)) return;
+    if (!row || waitForOwnAnswer(row, again)) return;
     let html;
     try { html = await fetchHtml(`/ui/models/${encodeURIComponent(key)}/row`); } catch (_) { return; /* next event */ }
     row = find();  // looked up after the fetch, and asked again: a click may have come meanwhile
-    if (row && !waitedFor(row)) replaceWith(row, html);
+    if (row && !waitForOwnAnswer(row, again)) replaceWith(row, html);
   }
 
   // A download that fails at once (offline) can send its event before the Download answer
